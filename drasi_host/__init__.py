@@ -1,0 +1,145 @@
+"""drasi_host: the Python host SDK for Drasi plugins.
+
+Load native Drasi plugin libraries (sources, reactions, bootstrap providers
+speaking the plugin C ABI), validate and initialise them, and drive them as
+async Python objects.  Registry support lives in :mod:`drasi_host.registry`.
+"""
+
+from .bridges.identity import (
+    IdentityProvider,
+    IdentityProviderVtableBuilder,
+    StaticIdentityProvider,
+)
+from .bridges.state_store import (
+    MemoryStateStore,
+    SqliteStateStore,
+    StateStoreProvider,
+    StateStoreVtableBuilder,
+)
+from .errors import (
+    DrasiHostError,
+    IncompatiblePluginError,
+    PayloadFormatError,
+    PluginCallError,
+    PluginLoadError,
+    PluginProtocolError,
+    RegistryError,
+    SignatureVerificationError,
+)
+from .loader import (
+    HOST_SDK_VERSION,
+    LoadedPlugin,
+    PluginLoader,
+    PluginLoaderConfig,
+    PluginMetadata,
+    host_target_triple,
+)
+from .logs import CallbackContext, ComponentEventHistory, InstanceCallbackContext, LogRegistry
+from .models import (
+    BootstrapContext,
+    BootstrapEvent,
+    BootstrapRequest,
+    ChangeOp,
+    ComponentEvent,
+    ComponentStatus,
+    CredentialKind,
+    Credentials,
+    DispatchMode,
+    Element,
+    ElementReference,
+    LifecycleEventType,
+    LogLevel,
+    LogMessage,
+    QueryResult,
+    ReactionRuntimeContext,
+    ResultDiff,
+    SourceChange,
+    SourceEventWrapper,
+    SourceRuntimeContext,
+    SubscriptionSettings,
+)
+from .payloads import JSON_FORMAT, MAX_PAYLOAD_SIZE, MSGPACK_FORMAT, SUPPORTED_FORMATS
+from .protocols import (
+    BootstrapPluginDescriptor,
+    BootstrapProvider,
+    Reaction,
+    ReactionPluginDescriptor,
+    Source,
+    SourcePluginDescriptor,
+)
+from .proxies.bootstrap import BootstrapProviderProxy
+from .proxies.descriptors import BootstrapPluginProxy, ReactionPluginProxy, SourcePluginProxy
+from .proxies.reaction import ReactionProxy
+from .proxies.receivers import BootstrapReceiverProxy, ChangeReceiverProxy
+from .proxies.source import SourceProxy, SubscriptionResponse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HOST_SDK_VERSION",
+    "JSON_FORMAT",
+    "MAX_PAYLOAD_SIZE",
+    "MSGPACK_FORMAT",
+    "SUPPORTED_FORMATS",
+    "BootstrapContext",
+    "BootstrapEvent",
+    "BootstrapPluginDescriptor",
+    "BootstrapPluginProxy",
+    "BootstrapProvider",
+    "BootstrapProviderProxy",
+    "BootstrapReceiverProxy",
+    "BootstrapRequest",
+    "CallbackContext",
+    "ChangeOp",
+    "ChangeReceiverProxy",
+    "ComponentEvent",
+    "ComponentEventHistory",
+    "ComponentStatus",
+    "CredentialKind",
+    "Credentials",
+    "DispatchMode",
+    "DrasiHostError",
+    "Element",
+    "ElementReference",
+    "IdentityProvider",
+    "IdentityProviderVtableBuilder",
+    "IncompatiblePluginError",
+    "InstanceCallbackContext",
+    "LifecycleEventType",
+    "LoadedPlugin",
+    "LogLevel",
+    "LogMessage",
+    "LogRegistry",
+    "MemoryStateStore",
+    "PayloadFormatError",
+    "PluginCallError",
+    "PluginLoadError",
+    "PluginLoader",
+    "PluginLoaderConfig",
+    "PluginMetadata",
+    "PluginProtocolError",
+    "QueryResult",
+    "Reaction",
+    "ReactionPluginDescriptor",
+    "ReactionPluginProxy",
+    "ReactionProxy",
+    "ReactionRuntimeContext",
+    "RegistryError",
+    "ResultDiff",
+    "SignatureVerificationError",
+    "Source",
+    "SourceChange",
+    "SourceEventWrapper",
+    "SourcePluginDescriptor",
+    "SourcePluginProxy",
+    "SourceProxy",
+    "SourceRuntimeContext",
+    "SqliteStateStore",
+    "StateStoreProvider",
+    "StateStoreVtableBuilder",
+    "StaticIdentityProvider",
+    "SubscriptionResponse",
+    "SubscriptionSettings",
+    "__version__",
+    "host_target_triple",
+]

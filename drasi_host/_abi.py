@@ -1,0 +1,394 @@
+"""All marshalling between Python values and the C ABI, in one place.
+
+Rules enforced here (ABI.md section 1):
+
+* plugin strings (``FfiStr``/``FfiOwnedStr``) are copied before use, checked
+  for NULL and size, and decoded as strict UTF-8; a violation is a
+  :class:`PluginProtocolError` naming what was being read;
+* memory a plugin hands over is released with the C heap's ``free`` and only
+  when ``cap > 0`` (arrays and strings) or the pointer is non-NULL (messages);
+* memory the host hands to a plugin comes from ``malloc``; empty owned
+  buffers get a dangling non-NULL pointer with ``cap == 0``;
+* enum values outside the ABI's lists are reported, never trusted.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from ._ffi import ffi, lib
+from .errors import PluginCallError, PluginProtocolError
+from .models import (
+    ComponentEvent,
+    CredentialKind,
+    Credentials,
+    LifecycleEventType,
+    LogLevel,
+    LogMessage,
+)
+
+__all__ = ["ffi", "lib"]
+
+#: Largest plugin string (ids, labels, schemas, messages) the host accepts.
+MAX_STRING_LEN = 16 * 1024 * 1024
+#: Largest string array (e.g. query ids) the host accepts.
+MAX_ARRAY_LEN = 1_000_000
+
+CData = Any
+E = TypeVar("E", bound=enum.IntEnum)
+
+NULL = ffi.NULL
+_EMPTY = ffi.new("char[1]")  # a valid non-NULL pointer for empty borrowed strings
+_DANGLING_STR = ffi.cast("char *", 1)
+_DANGLING_ARRAY = ffi.cast("FfiOwnedStr *", 8)
+_DANGLING_BYTES = ffi.cast("uint8_t *", 1)
+
+
+# ---- plugin -> host --------------------------------------------------------
+
+
+def _checked_bytes(ptr: CData, length: int, what: str) -> bytes:
+    if length == 0:
+        return b""
+    if length > MAX_STRING_LEN:
+        raise PluginProtocolError(f"{what}: string of {length} bytes exceeds {MAX_STRING_LEN}")
+    if ptr == NULL:
+        raise PluginProtocolError(f"{what}: NULL pointer with length {length}")
+    return ffi.buffer(ptr, length)[:]  # type: ignore[no-any-return]
+
+
+def decode_utf8(data: bytes, what: str, *, strict: bool = True) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not strict:
+            return data.decode("utf-8", errors="replace")
+        raise PluginProtocolError(f"{what}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def read_str(value: CData, what: str, *, strict: bool = True) -> str:
+    """Copy a borrowed ``FfiStr``."""
+    return decode_utf8(_checked_bytes(value.ptr, value.len, what), what, strict=strict)
+
+
+def read_cstring(ptr: CData, what: str) -> str | None:
+    """Copy a NUL-terminated string (or None for NULL), replacing bad UTF-8."""
+    if ptr == NULL:
+        return None
+    raw: bytes = ffi.string(ptr, MAX_STRING_LEN)
+    return raw.decode("utf-8", errors="replace")
+
+
+def take_owned_str(value: CData, what: str) -> str:
+    """Take an ``FfiOwnedStr`` from a plugin: copy it, then free it if ``cap > 0``."""
+    try:
+        if value.cap and value.len > value.cap:
+            raise PluginProtocolError(f"{what}: len {value.len} exceeds cap {value.cap}")
+        return read_str(value, what)
+    finally:
+        if value.cap > 0 and value.ptr != NULL:
+            lib.free(value.ptr)
+
+
+def take_string_array(value: CData, what: str) -> list[str]:
+    """Take an ``FfiStringArray``: copy each string, free each and the array."""
+    out: list[str] = []
+    error: PluginProtocolError | None = None
+    n = value.len
+    if n and value.data == NULL:
+        raise PluginProtocolError(f"{what}: NULL array with length {n}")
+    if n > MAX_ARRAY_LEN:
+        raise PluginProtocolError(f"{what}: array of {n} strings exceeds {MAX_ARRAY_LEN}")
+    for i in range(n):
+        try:
+            out.append(take_owned_str(value.data[i], f"{what}[{i}]"))
+        except PluginProtocolError as exc:
+            error = error or exc
+    if value.cap > 0 and value.data != NULL:
+        lib.free(value.data)
+    if error is not None:
+        raise error
+    return out
+
+
+def take_error_msg(ptr: CData) -> str | None:
+    """Copy and free a plugin's heap error message."""
+    if ptr == NULL:
+        return None
+    try:
+        return read_cstring(ptr, "error message")
+    finally:
+        lib.free(ptr)
+
+
+def check_result(result: CData, what: str, *, component: str | None = None) -> None:
+    """Turn an ``FfiResult`` into None or a :class:`PluginCallError` (message freed)."""
+    message = take_error_msg(result.error_msg)
+    if result.error_code != 0:
+        raise PluginCallError(
+            f"{what} failed with code {result.error_code}",
+            plugin_message=message,
+            error_code=int(result.error_code),
+            component=component,
+        )
+
+
+def to_enum(cls: type[E], value: int, what: str) -> E:
+    try:
+        return cls(int(value))
+    except ValueError:
+        allowed = ", ".join(f"{m.name}={m.value}" for m in cls)
+        raise PluginProtocolError(
+            f"{what}: {value} is not a valid {cls.__name__} ({allowed})"
+        ) from None
+
+
+# ---- host -> plugin (borrowed for one call) ------------------------------
+
+
+class Borrowed:
+    """Keeps the buffers behind borrowed ``FfiStr`` values alive for one call."""
+
+    __slots__ = ("_keep",)
+
+    def __init__(self) -> None:
+        self._keep: list[CData] = []
+
+    def str(self, text: str | bytes) -> CData:
+        """An ``FfiStr`` (by value) pointing at a copy of ``text``."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        s = ffi.new("FfiStr *")
+        if data:
+            buf = ffi.new("char[]", data)
+            self._keep.append(buf)
+            s.ptr = buf
+        else:
+            s.ptr = _EMPTY
+        s.len = len(data)
+        self._keep.append(s)
+        return s[0]
+
+    def str_array(self, items: Sequence[str]) -> tuple[CData, int]:
+        """A ``const FfiStr *`` array and its length."""
+        arr = ffi.new("FfiStr[]", max(len(items), 1))
+        for i, item in enumerate(items):
+            arr[i] = self.str(item)
+        self._keep.append(arr)
+        return arr, len(items)
+
+
+# ---- host -> plugin (ownership passes to the plugin) ---------------------
+
+
+def malloc_bytes(data: bytes) -> CData:
+    """A ``uint8_t *`` copy of ``data`` on the C heap (the plugin frees it)."""
+    ptr = ffi.cast("uint8_t *", lib.malloc(max(len(data), 1)))
+    if ptr == NULL:
+        raise MemoryError("malloc failed")
+    if data:
+        ffi.memmove(ptr, data, len(data))
+    return ptr
+
+
+def malloc_cstring(text: str) -> CData:
+    """A NUL-terminated C-heap copy of ``text`` (the plugin frees it)."""
+    data = text.encode("utf-8", errors="replace").replace(b"\x00", b"\\0") + b"\x00"
+    return ffi.cast("char *", malloc_bytes(data))
+
+
+def owned_str(text: str) -> CData:
+    """An ``FfiOwnedStr`` value for a plugin: malloc'd, or dangling with cap 0 when empty."""
+    data = text.encode("utf-8")
+    value = ffi.new("FfiOwnedStr *")
+    if data:
+        value.ptr = ffi.cast("char *", malloc_bytes(data))
+        value.len = value.cap = len(data)
+    else:
+        value.ptr = _DANGLING_STR
+    return value[0]
+
+
+def string_array(items: Iterable[str]) -> CData:
+    """An ``FfiStringArray`` value for a plugin (all C heap; empty = dangling, cap 0)."""
+    strs = [owned_str(s) for s in items]
+    value = ffi.new("FfiStringArray *")
+    if strs:
+        data = ffi.cast("FfiOwnedStr *", lib.malloc(ffi.sizeof("FfiOwnedStr") * len(strs)))
+        if data == NULL:
+            raise MemoryError("malloc failed")
+        for i, s in enumerate(strs):
+            data[i] = s
+        value.data = data
+        value.len = value.cap = len(strs)
+    else:
+        value.data = _DANGLING_ARRAY
+    return value[0]
+
+
+def ok_result() -> CData:
+    return ffi.new("FfiResult *")[0]
+
+
+def error_result(message: str, code: int = 1) -> CData:
+    value = ffi.new("FfiResult *")
+    value.error_code = code
+    value.error_msg = malloc_cstring(message)
+    return value[0]
+
+
+def get_found(data: bytes) -> CData:
+    value = ffi.new("FfiGetResult *")
+    value.found = True
+    if data:
+        value.data = malloc_bytes(data)
+        value.len = value.cap = len(data)
+    else:
+        value.data = _DANGLING_BYTES
+    return value[0]
+
+
+def get_not_found() -> CData:
+    value = ffi.new("FfiGetResult *")
+    value.data = _DANGLING_BYTES
+    return value[0]
+
+
+def get_error(message: str, code: int = 1) -> CData:
+    value = ffi.new("FfiGetResult *")
+    value.data = _DANGLING_BYTES
+    value.error_code = code
+    value.error_msg = malloc_cstring(message)
+    return value[0]
+
+
+def read_bytes(ptr: CData, length: int, what: str, limit: int) -> bytes:
+    """Copy ``length`` bytes a plugin lends (e.g. a state-store value)."""
+    if length == 0:
+        return b""
+    if length > limit:
+        raise PluginProtocolError(f"{what}: {length} bytes exceeds the limit of {limit}")
+    if ptr == NULL:
+        raise PluginProtocolError(f"{what}: NULL pointer with length {length}")
+    return ffi.buffer(ptr, length)[:]  # type: ignore[no-any-return]
+
+
+def ctx_key(ctx: CData) -> int:
+    """The table key a context pointer carries."""
+    return int(ffi.cast("uintptr_t", ctx))
+
+
+def key_ctx(key: int) -> CData:
+    return ffi.cast("void *", key)
+
+
+# ---- callbacks' structs -----------------------------------------------------
+
+
+def read_log_entry(entry: CData) -> LogMessage:
+    """Copy an ``FfiLogEntry`` (bad UTF-8 replaced, an unknown level kept as ERROR)."""
+    try:
+        level = LogLevel(int(entry.level))
+        prefix = ""
+    except ValueError:
+        level = LogLevel.ERROR
+        prefix = f"[invalid log level {int(entry.level)}] "
+    return LogMessage(
+        level,
+        prefix + read_str(entry.message, "log message", strict=False),
+        read_str(entry.instance_id, "log instance_id", strict=False),
+        read_str(entry.component_id, "log component_id", strict=False),
+        read_str(entry.plugin_id, "log plugin_id", strict=False),
+        read_str(entry.target, "log target", strict=False),
+        int(entry.timestamp_us),
+    )
+
+
+def read_lifecycle_event(event: CData) -> tuple[ComponentEvent, str]:
+    """Copy an ``FfiLifecycleEvent`` as a :class:`ComponentEvent` and its component type."""
+    kind = to_enum(LifecycleEventType, event.event_type, "lifecycle event type")
+    component_type = read_str(event.component_type, "lifecycle component_type", strict=False)
+    return (
+        ComponentEvent(
+            read_str(event.component_id, "lifecycle component_id", strict=False),
+            component_type,
+            kind.to_status(),
+            read_str(event.message, "lifecycle message", strict=False),
+            int(event.timestamp_us),
+        ),
+        component_type,
+    )
+
+
+# ---- host services: state-store arguments and credentials ----------------
+#
+# Used by the state-store and identity bridges (drasi_host.bridges).
+
+
+def read_str_array(ptr: CData, n: int, what: str) -> list[str]:
+    """Copy ``n`` borrowed ``FfiStr`` values from a ``const FfiStr *`` array."""
+    if n == 0:
+        return []
+    if n > MAX_ARRAY_LEN:
+        raise PluginProtocolError(f"{what}: array of {n} strings exceeds {MAX_ARRAY_LEN}")
+    if ptr == NULL:
+        raise PluginProtocolError(f"{what}: NULL array with length {n}")
+    return [read_str(ptr[i], f"{what}[{i}]") for i in range(n)]
+
+
+def read_bytes_array(values: CData, lens: CData, n: int, what: str, limit: int) -> list[bytes]:
+    """Copy ``n`` borrowed byte buffers given as parallel pointer and length arrays."""
+    if n == 0:
+        return []
+    if n > MAX_ARRAY_LEN:
+        raise PluginProtocolError(f"{what}: array of {n} values exceeds {MAX_ARRAY_LEN}")
+    if values == NULL or lens == NULL:
+        raise PluginProtocolError(f"{what}: NULL value or length array with length {n}")
+    return [read_bytes(values[i], lens[i], f"{what}[{i}]", limit) for i in range(n)]
+
+
+def discard_get_result(value: CData) -> None:
+    """Free what an ``FfiGetResult`` built by :func:`get_found`/:func:`get_error`
+    owns, when it will not be handed to a plugin after all."""
+    if value.cap > 0 and value.data != NULL:
+        lib.free(value.data)
+    if value.error_msg != NULL:
+        lib.free(value.error_msg)
+
+
+def credentials_result(credentials: Credentials) -> CData:
+    """A successful ``FfiCredentialsResult``: NUL-terminated C-heap fields per
+    credential kind (UsernamePassword: username, password; Token: username,
+    token; Certificate: cert PEM, key PEM, username or NULL); unused fields NULL."""
+    kind = credentials.kind
+    if kind is CredentialKind.USERNAME_PASSWORD:
+        fields = (credentials.username, credentials.password, None)
+    elif kind is CredentialKind.TOKEN:
+        fields = (credentials.username, credentials.token, None)
+    elif kind is CredentialKind.CERTIFICATE:
+        fields = (credentials.cert_pem, credentials.key_pem, credentials.username)
+    else:  # pragma: no cover - CredentialKind has exactly three members
+        raise ValueError(f"unknown credential kind {kind!r}")
+    value = ffi.new("FfiCredentialsResult *")
+    value.credentials.credential_type = int(kind)
+    out = value.credentials
+    try:
+        for name, text in zip(("field1", "field2", "field3"), fields, strict=True):
+            if text is not None:
+                setattr(out, name, malloc_cstring(text))
+    except BaseException:
+        for name in ("field1", "field2", "field3"):
+            ptr = getattr(out, name)
+            if ptr != NULL:
+                lib.free(ptr)
+        raise
+    return value[0]
+
+
+def credentials_error(message: str, code: int = 1) -> CData:
+    """A failed ``FfiCredentialsResult``: a C-heap message, NULL credential strings."""
+    value = ffi.new("FfiCredentialsResult *")
+    value.error_code = code
+    value.error_msg = malloc_cstring(message)
+    return value[0]

@@ -1,0 +1,331 @@
+"""Discovering, validating and initialising plugin libraries.
+
+Load sequence for one file (ABI.md section 3): open the library; read and
+validate its metadata (SDK major.minor and exact target triple) and its
+payload format *before* ``drasi_plugin_init`` runs; call init; wire the
+plugin's global log and lifecycle callbacks to the :class:`CallbackContext`;
+copy the factory vtables out of the registration, free the plugin's arrays
+and block, and wrap each factory in a proxy.  Libraries are never unloaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import platform
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import _abi
+from ._abi import NULL, ffi, lib
+from .errors import (
+    DrasiHostError,
+    IncompatiblePluginError,
+    PluginLoadError,
+    PluginProtocolError,
+)
+from .logs import CallbackContext, _Route
+from .payloads import PayloadCodec, codec_for
+from .proxies.descriptors import (
+    BootstrapPluginProxy,
+    ReactionPluginProxy,
+    SourcePluginProxy,
+    _Factory,
+)
+
+__all__ = [
+    "HOST_SDK_VERSION",
+    "LoadedPlugin",
+    "PluginLoader",
+    "PluginLoaderConfig",
+    "PluginMetadata",
+    "host_target_triple",
+]
+
+#: The Drasi plugin SDK / ABI version this host speaks (major.minor must match).
+HOST_SDK_VERSION = "0.4.2"
+
+_log = logging.getLogger("drasi_host.loader")
+
+LIBRARY_SUFFIXES = (".so", ".dylib", ".dll")
+
+# Opened libraries, by resolved path: never closed, opened once.
+_libraries: dict[str, Any] = {}
+_libraries_lock = threading.Lock()
+
+
+def host_target_triple() -> str:
+    """The Rust-style target triple of this process (e.g. ``x86_64-unknown-linux-gnu``)."""
+    machine = platform.machine().lower()
+    arch = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    if sys.platform.startswith("linux"):
+        libc, _ = platform.libc_ver()
+        return f"{arch}-unknown-linux-{'gnu' if libc == 'glibc' or not libc else 'musl'}"
+    if sys.platform == "darwin":
+        return f"{arch}-apple-darwin"
+    if sys.platform == "win32":
+        return f"{arch}-pc-windows-msvc"
+    return f"{arch}-unknown-{sys.platform}"
+
+
+def _major_minor(version: str) -> tuple[str, str] | None:
+    parts = version.strip().split(".")
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return parts[0], parts[1]
+
+
+@attrs.frozen
+class PluginMetadata:
+    """What ``drasi_plugin_metadata`` reports."""
+
+    sdk_version: str
+    core_version: str
+    lib_version: str
+    plugin_version: str
+    target_triple: str
+    git_commit: str
+    build_timestamp: str
+
+
+@attrs.frozen
+class PluginLoaderConfig:
+    """Where to look for plugins and which file names count (``*`` globs matched
+    against the file name with its platform suffix removed)."""
+
+    plugin_dir: Path = attrs.field(converter=Path)
+    file_patterns: Sequence[str] = attrs.field(default=("libdrasi_*",), converter=tuple)
+
+
+class LoadedPlugin:
+    """One initialised plugin library and its factories.
+
+    ``close()`` (or leaving ``with``) releases every factory exactly once; a
+    plugin that is garbage collected is released the same way.  The library
+    itself stays loaded for the life of the process.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        metadata: PluginMetadata | None,
+        payload_format: str | None,
+        factories: list[_Factory],
+        route: _Route,
+    ) -> None:
+        self.path = path
+        self.metadata = metadata
+        self.payload_format = payload_format
+        self.source_plugins: list[SourcePluginProxy] = [
+            f for f in factories if isinstance(f, SourcePluginProxy)
+        ]
+        self.reaction_plugins: list[ReactionPluginProxy] = [
+            f for f in factories if isinstance(f, ReactionPluginProxy)
+        ]
+        self.bootstrap_plugins: list[BootstrapPluginProxy] = [
+            f for f in factories if isinstance(f, BootstrapPluginProxy)
+        ]
+        self._route = route
+        self._finalizer = weakref.finalize(self, _release_factories, list(factories))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Release every factory (``drop_fn``); idempotent."""
+        self._finalizer()
+
+    async def aclose(self) -> None:
+        """Like :meth:`close`, run in a worker thread (a plugin's drop may block)."""
+        import anyio
+
+        await anyio.to_thread.run_sync(self.close)
+
+    def __enter__(self) -> LoadedPlugin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LoadedPlugin:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"<LoadedPlugin {self.path.name} sources={len(self.source_plugins)} "
+            f"reactions={len(self.reaction_plugins)} bootstrap={len(self.bootstrap_plugins)}>"
+        )
+
+
+def _release_factories(factories: list[_Factory]) -> None:
+    for factory in factories:
+        factory.release()
+
+
+class PluginLoader:
+    """Finds plugin libraries in a directory and loads them."""
+
+    def __init__(self, config: PluginLoaderConfig) -> None:
+        self.config = config
+
+    def discover(self) -> list[Path]:
+        """Library files in ``plugin_dir`` whose names match the patterns, sorted."""
+        directory = self.config.plugin_dir
+        if not directory.is_dir():
+            _log.warning("plugin directory %s does not exist; no plugins loaded", directory)
+            return []
+        found = []
+        for entry in sorted(directory.iterdir()):
+            if entry.suffix not in LIBRARY_SUFFIXES or not entry.is_file():
+                continue
+            stem = entry.name[: -len(entry.suffix)]
+            if any(fnmatch.fnmatchcase(stem, p) for p in self.config.file_patterns):
+                found.append(entry)
+        return found
+
+    def load_all(self, callbacks: CallbackContext) -> list[LoadedPlugin]:
+        """Load every discovered plugin; a file that fails is logged and skipped."""
+        loaded = []
+        for path in self.discover():
+            try:
+                loaded.append(self.load_plugin(path, callbacks))
+            except DrasiHostError as exc:
+                _log.error("skipping plugin %s: %s", path, exc)
+        return loaded
+
+    def load_plugin(self, path: Path | str, callbacks: CallbackContext) -> LoadedPlugin:
+        """Load one library; raises :class:`PluginLoadError` (or a subclass),
+        :class:`PluginProtocolError` or :class:`PayloadFormatError`."""
+        return load_plugin(Path(path), callbacks)
+
+
+def _open(path: Path) -> Any:
+    key = str(path.resolve())
+    with _libraries_lock:
+        handle = _libraries.get(key)
+        if handle is None:
+            err = ffi.new("char[]", 1024)
+            handle = lib.dh_dlopen(key.encode(), err, 1024)
+            if handle == NULL:
+                raise PluginLoadError(
+                    f"cannot open library: {ffi.string(err).decode(errors='replace')}", path
+                )
+            _libraries[key] = handle
+        return handle
+
+
+def _symbol(handle: Any, name: str, ctype: str) -> Any:
+    ptr = lib.dh_dlsym(handle, name.encode())
+    return None if ptr == NULL else ffi.cast(ctype, ptr)
+
+
+def read_metadata(path: Path) -> PluginMetadata | None:
+    """The metadata a library reports, or None when it exports none."""
+    fn = _symbol(_open(path), "drasi_plugin_metadata", "DrasiPluginMetadataFn")
+    if fn is None:
+        return None
+    ptr = fn()
+    if ptr == NULL:
+        return None
+    fields = [f.name for f in attrs.fields(PluginMetadata)]
+    try:
+        return PluginMetadata(*(_abi.read_str(getattr(ptr, f), f"metadata {f}") for f in fields))
+    except PluginProtocolError as exc:
+        raise PluginLoadError(f"invalid metadata: {exc}", path) from None
+
+
+def _check_compatible(path: Path, metadata: PluginMetadata) -> None:
+    ours, theirs = _major_minor(HOST_SDK_VERSION), _major_minor(metadata.sdk_version)
+    if theirs is None or theirs != ours:
+        raise IncompatiblePluginError(
+            f"built for SDK {metadata.sdk_version!r}, this host speaks {HOST_SDK_VERSION} "
+            f"(major.minor must match)",
+            path,
+        )
+    host = host_target_triple()
+    if metadata.target_triple != host:
+        raise IncompatiblePluginError(
+            f"built for target {metadata.target_triple!r}, this host is {host!r}", path
+        )
+
+
+def _payload_format(path: Path, handle: Any) -> tuple[str | None, PayloadCodec | None]:
+    fn = _symbol(handle, "drasi_plugin_payload_format", "DrasiPluginPayloadFormatFn")
+    if fn is None:
+        return None, None
+    try:
+        media_type = _abi.read_str(fn(), "payload format")
+    except PluginProtocolError as exc:
+        raise PluginProtocolError(f"{path}: {exc}") from None
+    try:
+        return media_type, codec_for(media_type)
+    except DrasiHostError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
+    if not path.is_file():
+        raise PluginLoadError("no such file", path)
+    handle = _open(path)
+    metadata = read_metadata(path)
+    if metadata is None:
+        _log.warning("%s exports no plugin metadata; skipping the version check", path)
+    else:
+        _check_compatible(path, metadata)
+    media_type, codec = _payload_format(path, handle)
+
+    init = _symbol(handle, "drasi_plugin_init", "DrasiPluginInitFn")
+    if init is None:
+        raise PluginLoadError("missing required symbol drasi_plugin_init", path)
+    registration = init()
+    if registration == NULL:
+        raise PluginLoadError("drasi_plugin_init returned NULL (the plugin failed to initialise)", path)
+
+    route = _Route(callbacks, plugin_id=path.stem)
+    reg = ffi.new("FfiPluginRegistration *", registration[0])
+    lib.free(registration)
+    if reg.set_log_callback != NULL:
+        reg.set_log_callback(_abi.key_ctx(route.key), lib.dh_log_callback_ptr())
+    if reg.set_lifecycle_callback != NULL:
+        reg.set_lifecycle_callback(_abi.key_ctx(route.key), lib.dh_lifecycle_callback_ptr())
+
+    plugin_label = path.name
+    factories: list[_Factory] = []
+    kinds: Iterable[tuple[str, str, int, type[_Factory]]] = (
+        ("source_plugins", "SourcePluginVtable", reg.source_plugin_count, SourcePluginProxy),
+        ("reaction_plugins", "ReactionPluginVtable", reg.reaction_plugin_count, ReactionPluginProxy),
+        ("bootstrap_plugins", "BootstrapPluginVtable", reg.bootstrap_plugin_count, BootstrapPluginProxy),
+    )
+    vtables: list[tuple[type[_Factory], Any]] = []
+    for field, ctype, count, cls in kinds:
+        array = getattr(reg, field)
+        if count and array == NULL:
+            raise PluginProtocolError(f"{path}: {field} is NULL with count {count}")
+        vtables.extend((cls, ffi.new(f"{ctype} *", array[i])) for i in range(count))
+        if count:
+            lib.free(array)
+    error: DrasiHostError | None = None
+    for cls, vtable in vtables:
+        try:
+            factories.append(cls(vtable, plugin_label, codec, media_type, callbacks, route))
+        except DrasiHostError as exc:
+            error = error or exc
+            cls.drop_vtable(vtable)
+    if error is not None:
+        _release_factories(factories)
+        raise type(error)(f"{path}: {error}")
+    return LoadedPlugin(path, metadata, media_type, factories, route)

@@ -1,0 +1,310 @@
+"""Where plugin logs and lifecycle events go.
+
+:class:`CallbackContext` is what a host hands the loader: every plugin's
+global log and lifecycle callbacks are wired to it.  Each component instance
+gets an :class:`InstanceCallbackContext` at ``initialize`` that routes its
+logs by ``(instance_id, component_id)`` and its lifecycle events into the
+component's history and status stream.  Both are reachable from C only
+through keys in :data:`drasi_host._callbacks.handles`.
+
+Every plugin log is also emitted on the standard :mod:`logging` module under
+``drasi.plugin.<component_id or plugin_id>``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from . import _abi
+from ._callbacks import handles
+from ._notify import ThreadSafeQueue
+from .models import ComponentEvent, ComponentStatus, LogLevel, LogMessage
+
+__all__ = [
+    "CallbackContext",
+    "ComponentEventHistory",
+    "InstanceCallbackContext",
+    "LogRegistry",
+]
+
+DEFAULT_HISTORY = 1000
+
+_stdlib_loggers: dict[str, logging.Logger] = {}
+
+
+def _plugin_logger(name: str) -> logging.Logger:
+    logger = _stdlib_loggers.get(name)
+    if logger is None:
+        logger = _stdlib_loggers[name] = logging.getLogger(f"drasi.plugin.{name or 'unknown'}")
+    return logger
+
+
+class _Fanout:
+    """Bounded per-key histories plus live subscribers, safe from any thread."""
+
+    def __init__(self, max_per_key: int) -> None:
+        self._lock = threading.Lock()
+        self._max = max_per_key
+        self._history: dict[Any, collections.deque[Any]] = {}
+        self._subscribers: dict[Any, list[ThreadSafeQueue[Any]]] = {}
+
+    def add(self, key: Any, item: Any) -> None:
+        with self._lock:
+            history = self._history.get(key)
+            if history is None:
+                history = self._history[key] = collections.deque(maxlen=self._max)
+            history.append(item)
+            subscribers = list(self._subscribers.get(key, ()))
+        for queue in subscribers:
+            queue.put(item)
+
+    def get(self, key: Any) -> list[Any]:
+        with self._lock:
+            return list(self._history.get(key, ()))
+
+    def keys(self) -> list[Any]:
+        with self._lock:
+            return list(self._history)
+
+    @asynccontextmanager
+    async def subscribe(self, key: Any, maxlen: int) -> AsyncIterator[ThreadSafeQueue[Any]]:
+        queue: ThreadSafeQueue[Any] = ThreadSafeQueue(maxlen)
+        with self._lock:
+            self._subscribers.setdefault(key, []).append(queue)
+        try:
+            yield queue
+        finally:
+            with self._lock:
+                subs = self._subscribers.get(key, [])
+                if queue in subs:
+                    subs.remove(queue)
+            queue.close()
+
+
+class LogRegistry:
+    """Bounded history of plugin log messages per ``(instance_id, component_id)``."""
+
+    def __init__(self, max_per_component: int = DEFAULT_HISTORY) -> None:
+        self._fanout = _Fanout(max_per_component)
+
+    def add(self, message: LogMessage) -> None:
+        self._fanout.add((message.instance_id, message.component_id), message)
+
+    def get(self, instance_id: str, component_id: str) -> list[LogMessage]:
+        return self._fanout.get((instance_id, component_id))
+
+    def components(self) -> list[tuple[str, str]]:
+        """Every ``(instance_id, component_id)`` that has logged."""
+        return self._fanout.keys()
+
+    async def subscribe(
+        self, instance_id: str, component_id: str, *, maxlen: int = 10_000
+    ) -> AsyncIterator[LogMessage]:
+        """New messages for one component, as they arrive (runs until cancelled)."""
+        async with self._fanout.subscribe((instance_id, component_id), maxlen) as queue:
+            async for message in queue:
+                yield message
+
+
+class ComponentEventHistory:
+    """Bounded history of :class:`ComponentEvent` per component."""
+
+    def __init__(self, max_per_component: int = DEFAULT_HISTORY) -> None:
+        self._fanout = _Fanout(max_per_component)
+
+    def add(self, event: ComponentEvent) -> None:
+        self._fanout.add(event.component_id, event)
+
+    def get(self, component_id: str) -> list[ComponentEvent]:
+        return self._fanout.get(component_id)
+
+    def latest_status(self, component_id: str) -> ComponentStatus | None:
+        events = self.get(component_id)
+        return events[-1].status if events else None
+
+    def components(self) -> list[str]:
+        return self._fanout.keys()
+
+    async def subscribe(
+        self, component_id: str, *, maxlen: int = 10_000
+    ) -> AsyncIterator[ComponentEvent]:
+        """New events for one component, as they arrive (runs until cancelled)."""
+        async with self._fanout.subscribe(component_id, maxlen) as queue:
+            async for event in queue:
+                yield event
+
+
+class CallbackContext:
+    """Receives the global log and lifecycle callbacks of loaded plugins."""
+
+    def __init__(
+        self,
+        instance_id: str,
+        log_registry: LogRegistry | None = None,
+        source_event_history: ComponentEventHistory | None = None,
+        reaction_event_history: ComponentEventHistory | None = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.log_registry = log_registry if log_registry is not None else LogRegistry()
+        self.source_event_history = (
+            source_event_history if source_event_history is not None else ComponentEventHistory()
+        )
+        self.reaction_event_history = (
+            reaction_event_history
+            if reaction_event_history is not None
+            else ComponentEventHistory()
+        )
+
+    def history_for(self, component_type: str) -> ComponentEventHistory:
+        return self.reaction_event_history if component_type == "reaction" else self.source_event_history
+
+    # Called from plugin threads through _callbacks (the ctx key names a _Route).
+    def record_log(self, message: LogMessage) -> None:
+        self.log_registry.add(message)
+        logger = _plugin_logger(message.component_id or message.plugin_id)
+        level = message.level.to_logging()
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "%s",
+                message.message,
+                extra={
+                    "drasi_instance_id": message.instance_id,
+                    "drasi_component_id": message.component_id,
+                    "drasi_plugin_id": message.plugin_id,
+                    "drasi_target": message.target,
+                },
+            )
+
+    def record_event(self, event: ComponentEvent, component_type: str) -> None:
+        self.history_for(component_type).add(event)
+
+
+class _Route:
+    """What a context key stands for: logs and lifecycle events of one plugin
+    (global) or one component instance, with defaults for empty fields."""
+
+    def __init__(
+        self,
+        sink: CallbackContext,
+        *,
+        instance_id: str = "",
+        component_id: str = "",
+        component_type: str = "",
+        plugin_id: str = "",
+    ) -> None:
+        self.sink = sink
+        self.instance_id = instance_id
+        self.component_id = component_id
+        self.component_type = component_type
+        self.plugin_id = plugin_id
+        self.status_queues: list[ThreadSafeQueue[ComponentEvent]] = []
+        self._recent: collections.deque[tuple[int, LogMessage]] = collections.deque(maxlen=64)
+        self._seq = 0
+        self.key = handles.add(self)
+
+    def mark(self) -> int:
+        """A position in this route's log; see :meth:`messages_since`."""
+        return self._seq
+
+    def messages_since(self, mark: int) -> list[LogMessage]:
+        """Recent messages logged through this route after ``mark``."""
+        return [m for seq, m in list(self._recent) if seq > mark]
+
+    def on_ffi_log(self, entry: Any) -> None:
+        message = _abi.read_log_entry(entry)
+        if not message.instance_id and self.instance_id:
+            message = _replace_ids(message, self.instance_id, self.component_id)
+        elif not message.instance_id:
+            message = _replace_ids(message, self.sink.instance_id, message.component_id)
+        if not message.component_id and self.component_id:
+            message = _replace_ids(message, message.instance_id, self.component_id)
+        self._seq += 1
+        self._recent.append((self._seq, message))
+        self.sink.record_log(message)
+
+    def on_ffi_lifecycle(self, event: Any) -> None:
+        component_event, component_type = _abi.read_lifecycle_event(event)
+        if not component_event.component_id and self.component_id:
+            component_event = ComponentEvent(
+                self.component_id,
+                component_event.component_type,
+                component_event.status,
+                component_event.message,
+                component_event.timestamp_us,
+            )
+        self.sink.record_event(component_event, component_type or self.component_type)
+        for queue in list(self.status_queues):
+            queue.put(component_event)
+
+    def close(self) -> None:
+        handles.remove(self.key)
+        for queue in self.status_queues:
+            queue.close()
+
+
+def _replace_ids(message: LogMessage, instance_id: str, component_id: str) -> LogMessage:
+    return LogMessage(
+        message.level,
+        message.message,
+        instance_id,
+        component_id,
+        message.plugin_id,
+        message.target,
+        message.timestamp_us,
+    )
+
+
+class InstanceCallbackContext:
+    """Per-instance routing handed to a plugin at ``initialize``: logs keyed by
+    instance and component, lifecycle events into the component's history and
+    into :meth:`status_stream` subscribers."""
+
+    def __init__(
+        self, sink: CallbackContext, instance_id: str, component_id: str, component_type: str
+    ) -> None:
+        self._route = _Route(
+            sink,
+            instance_id=instance_id,
+            component_id=component_id,
+            component_type=component_type,
+        )
+        self.instance_id = instance_id
+        self.component_id = component_id
+        self.component_type = component_type
+        self.sink = sink
+
+    @property
+    def key(self) -> int:
+        return self._route.key
+
+    def logs(self) -> list[LogMessage]:
+        return self.sink.log_registry.get(self.instance_id, self.component_id)
+
+    def events(self) -> list[ComponentEvent]:
+        return self.sink.history_for(self.component_type).get(self.component_id)
+
+    async def status_stream(self, *, maxlen: int = 1000) -> AsyncIterator[ComponentEvent]:
+        """Lifecycle events of this component as they arrive (until closed)."""
+        queue: ThreadSafeQueue[ComponentEvent] = ThreadSafeQueue(maxlen)
+        self._route.status_queues.append(queue)
+        try:
+            async for event in queue:
+                yield event
+        finally:
+            if queue in self._route.status_queues:
+                self._route.status_queues.remove(queue)
+
+    def close(self) -> None:
+        """Forget the context: later plugin calls naming it are dropped."""
+        self._route.close()
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000

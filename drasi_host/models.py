@@ -1,0 +1,692 @@
+"""The data model: enums and value classes shared by the proxies, the bridges
+and the payload codecs.
+
+Design:
+
+* The enums are :class:`enum.IntEnum` whose values are the C values of the ABI
+  (``FfiComponentStatus``, ``FfiChangeOp``, ...), so marshalling is a plain
+  ``int()`` one way and an enum lookup the other.
+* Value objects are frozen attrs classes.  Fields holding JSON documents
+  (``properties``, ``data``, ``metadata``, ...) are dicts: they take part in
+  ``==`` but not in ``hash()``, so equal objects still hash equally and a
+  value whose documents differ simply collides.  Label lists are stored as
+  tuples.
+* Events received from a plugin (:class:`SourceEventWrapper`,
+  :class:`BootstrapEvent`) are the hot path: hundreds of thousands are built
+  per second.  They are plain ``__slots__`` classes holding the routing hints
+  and the raw payload bytes; the :class:`SourceChange` is decoded on first
+  access of ``.change`` and cached.
+* Query result timestamps are timezone-aware; a naive ``datetime`` is taken
+  to be UTC and gets ``tzinfo=UTC`` attached when the :class:`QueryResult` is
+  built.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import attrs
+
+from drasi_host.errors import PayloadFormatError, PluginProtocolError
+
+if TYPE_CHECKING:
+    from drasi_host.payloads import PayloadCodec
+
+#: The ``logging`` level plugin TRACE messages are logged at (below DEBUG).
+TRACE = 5
+
+ElementType = Literal["node", "relation"]
+DiffType = Literal["ADD", "DELETE", "UPDATE", "aggregation", "noop"]
+
+ELEMENT_TYPES: tuple[str, ...] = ("node", "relation")
+DIFF_TYPES: tuple[str, ...] = ("ADD", "DELETE", "UPDATE", "aggregation", "noop")
+
+
+# --------------------------------------------------------------------- enums
+
+
+class ComponentStatus(enum.IntEnum):
+    """``FfiComponentStatus``."""
+
+    STOPPED = 0
+    STARTING = 1
+    RUNNING = 2
+    STOPPING = 3
+    RECONFIGURING = 4
+    ERROR = 5
+
+
+class DispatchMode(enum.IntEnum):
+    """``FfiDispatchMode``."""
+
+    BROADCAST = 0
+    CHANNEL = 1
+
+
+class ChangeOp(enum.IntEnum):
+    """``FfiChangeOp``; ``.wire`` is the name used in payload documents."""
+
+    INSERT = 0
+    UPDATE = 1
+    DELETE = 2
+
+    @property
+    def wire(self) -> str:
+        """``"insert"``, ``"update"`` or ``"delete"``."""
+        return _OP_TO_WIRE[self]
+
+    @classmethod
+    def from_wire(cls, name: str) -> ChangeOp:
+        """The operation named ``name`` in a payload document; ``ValueError``
+        for any other name."""
+        try:
+            return OP_FROM_WIRE[name]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"unknown change operation {name!r} (expected one of "
+                f"{', '.join(repr(n) for n in OP_FROM_WIRE)})"
+            ) from None
+
+
+_OP_TO_WIRE: dict[ChangeOp, str] = {
+    ChangeOp.INSERT: "insert",
+    ChangeOp.UPDATE: "update",
+    ChangeOp.DELETE: "delete",
+}
+#: Payload-document operation names to :class:`ChangeOp`.
+OP_FROM_WIRE: dict[str, ChangeOp] = {name: op for op, name in _OP_TO_WIRE.items()}
+
+
+class LogLevel(enum.IntEnum):
+    """``FfiLogLevel``."""
+
+    ERROR = 0
+    WARN = 1
+    INFO = 2
+    DEBUG = 3
+    TRACE = 4
+
+    def to_logging(self) -> int:
+        """The matching :mod:`logging` level; TRACE is :data:`TRACE` (5)."""
+        return _LOGGING_LEVELS[self]
+
+
+_LOGGING_LEVELS: dict[LogLevel, int] = {
+    LogLevel.ERROR: logging.ERROR,
+    LogLevel.WARN: logging.WARNING,
+    LogLevel.INFO: logging.INFO,
+    LogLevel.DEBUG: logging.DEBUG,
+    LogLevel.TRACE: TRACE,
+}
+
+
+class LifecycleEventType(enum.IntEnum):
+    """``FfiLifecycleEventType``."""
+
+    STARTING = 0
+    STARTED = 1
+    STOPPING = 2
+    STOPPED = 3
+    ERROR = 4
+
+    def to_status(self) -> ComponentStatus:
+        """The component status this event announces."""
+        return _LIFECYCLE_STATUS[self]
+
+
+_LIFECYCLE_STATUS: dict[LifecycleEventType, ComponentStatus] = {
+    LifecycleEventType.STARTING: ComponentStatus.STARTING,
+    LifecycleEventType.STARTED: ComponentStatus.RUNNING,
+    LifecycleEventType.STOPPING: ComponentStatus.STOPPING,
+    LifecycleEventType.STOPPED: ComponentStatus.STOPPED,
+    LifecycleEventType.ERROR: ComponentStatus.ERROR,
+}
+
+
+class CredentialKind(enum.IntEnum):
+    """``FfiCredentialType``."""
+
+    USERNAME_PASSWORD = 0
+    TOKEN = 1
+    CERTIFICATE = 2
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    """Labels and ids as a tuple; a bare string is refused (it would be
+    split into characters)."""
+    if isinstance(values, str):
+        raise TypeError(f"expected a list of strings, not the string {values!r}")
+    return tuple(values)
+
+
+def _opt_str_tuple(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else _str_tuple(values)
+
+
+def _utc_datetime(value: datetime) -> datetime:
+    """Attach UTC to a naive datetime; aware ones are kept as they are."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"timestamp must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+# ------------------------------------------------------------ source changes
+
+
+@attrs.frozen
+class ElementReference:
+    """Identifies an element: the source it came from and its id there."""
+
+    source_id: str
+    element_id: str
+
+
+@attrs.frozen
+class Element:
+    """A graph element: a node, or a relation from ``out_node`` to ``in_node``.
+
+    ``effective_from`` is milliseconds since the Unix epoch.  A deleted
+    element may carry no properties (``{}``) and, for a relation, no
+    ``in_node``/``out_node``.
+    """
+
+    type: ElementType = attrs.field(validator=attrs.validators.in_(ELEMENT_TYPES))
+    reference: ElementReference
+    labels: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    effective_from: int
+    properties: dict[str, Any] = attrs.field(hash=False)
+    in_node: ElementReference | None = None
+    out_node: ElementReference | None = None
+
+
+@attrs.frozen
+class SourceChange:
+    """One change a source reports: insert, update or delete of an element."""
+
+    op: ChangeOp
+    element: Element
+
+
+# ------------------------------------------------------------- query results
+
+
+@attrs.frozen
+class ResultDiff:
+    """One entry of a query result; build it with the classmethods."""
+
+    type: DiffType = attrs.field(validator=attrs.validators.in_(DIFF_TYPES))
+    data: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    before: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    after: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    grouping_keys: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_str_tuple)
+
+    @classmethod
+    def add(cls, data: dict[str, Any]) -> ResultDiff:
+        """A row entered the result."""
+        return cls("ADD", data=data)
+
+    @classmethod
+    def delete(cls, data: dict[str, Any]) -> ResultDiff:
+        """A row left the result."""
+        return cls("DELETE", data=data)
+
+    @classmethod
+    def update(
+        cls,
+        data: dict[str, Any],
+        before: dict[str, Any],
+        after: dict[str, Any],
+        grouping_keys: Iterable[str] | None = None,
+    ) -> ResultDiff:
+        """A row changed from ``before`` to ``after``."""
+        return cls("UPDATE", data=data, before=before, after=after, grouping_keys=grouping_keys)
+
+    @classmethod
+    def aggregation(cls, before: dict[str, Any] | None, after: dict[str, Any]) -> ResultDiff:
+        """An aggregate value changed (``before`` is None for the first one)."""
+        return cls("aggregation", before=before, after=after)
+
+    @classmethod
+    def noop(cls) -> ResultDiff:
+        """Nothing changed."""
+        return cls("noop")
+
+
+@attrs.frozen
+class QueryResult:
+    """What a continuous query hands a reaction.  A naive ``timestamp`` is
+    taken to be UTC (``tzinfo`` is attached)."""
+
+    query_id: str
+    timestamp: datetime = attrs.field(converter=_utc_datetime)
+    results: list[ResultDiff] = attrs.field(hash=False)
+    metadata: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+# --------------------------------------------------------------- credentials
+
+
+class _TokenAttribute:
+    """``Credentials.token(username, token)`` builds token credentials, while
+    ``credentials.token`` reads the token: the API uses one name for both."""
+
+    @overload
+    def __get__(
+        self, instance: None, owner: type[Credentials]
+    ) -> Callable[[str, str], Credentials]: ...
+
+    @overload
+    def __get__(self, instance: Credentials, owner: type[Credentials]) -> str | None: ...
+
+    def __get__(
+        self, instance: Credentials | None, owner: type[Credentials]
+    ) -> Callable[[str, str], Credentials] | str | None:
+        if instance is not None:
+            return instance._token
+
+        def token(username: str, token: str) -> Credentials:
+            """Token credentials (``username`` and ``token``)."""
+            return owner(CredentialKind.TOKEN, username=username, token=token)
+
+        return token
+
+
+class Credentials:
+    """Credentials an identity provider hands a plugin, built with
+    :meth:`username_password`, :meth:`token` or :meth:`certificate`.
+
+    Immutable; ``repr()`` never shows the password, token or private key.
+    """
+
+    __slots__ = ("_token", "cert_pem", "key_pem", "kind", "password", "username")
+
+    kind: CredentialKind
+    username: str | None
+    password: str | None
+    cert_pem: str | None
+    key_pem: str | None
+    _token: str | None
+
+    token = _TokenAttribute()
+
+    def __init__(
+        self,
+        kind: CredentialKind,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        cert_pem: str | None = None,
+        key_pem: str | None = None,
+    ) -> None:
+        kind = CredentialKind(kind)
+        values = {
+            "username": username,
+            "password": password,
+            "token": token,
+            "cert_pem": cert_pem,
+            "key_pem": key_pem,
+        }
+        for name in _CREDENTIAL_FIELDS[kind]:
+            if values[name] is None:
+                raise ValueError(f"{kind.name} credentials need a {name}")
+        setattr_ = object.__setattr__
+        setattr_(self, "kind", kind)
+        setattr_(self, "username", username)
+        setattr_(self, "password", password)
+        setattr_(self, "_token", token)
+        setattr_(self, "cert_pem", cert_pem)
+        setattr_(self, "key_pem", key_pem)
+
+    @classmethod
+    def username_password(cls, username: str, password: str) -> Credentials:
+        """Username and password credentials."""
+        return cls(CredentialKind.USERNAME_PASSWORD, username=username, password=password)
+
+    @classmethod
+    def certificate(cls, cert_pem: str, key_pem: str, username: str | None = None) -> Credentials:
+        """Client certificate credentials (PEM text), optionally with a username."""
+        return cls(
+            CredentialKind.CERTIFICATE, username=username, cert_pem=cert_pem, key_pem=key_pem
+        )
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.kind, self.username, self.password, self._token, self.cert_pem, self.key_pem)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Credentials)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[Callable[..., Credentials], tuple[object, ...]]:
+        return (_rebuild_credentials, self._key())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise attrs.exceptions.FrozenInstanceError()
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError()
+
+    def __repr__(self) -> str:
+        parts = [f"kind={self.kind.name}", f"username={self.username!r}"]
+        if self.password is not None:
+            parts.append("password=<hidden>")
+        if self._token is not None:
+            parts.append("token=<hidden>")
+        if self.cert_pem is not None:
+            parts.append(f"cert_pem=<{len(self.cert_pem)} chars>")
+        if self.key_pem is not None:
+            parts.append("key_pem=<hidden>")
+        return f"Credentials({', '.join(parts)})"
+
+
+def _rebuild_credentials(
+    kind: CredentialKind,
+    username: str | None,
+    password: str | None,
+    token: str | None,
+    cert_pem: str | None,
+    key_pem: str | None,
+) -> Credentials:
+    return Credentials(
+        kind,
+        username=username,
+        password=password,
+        token=token,
+        cert_pem=cert_pem,
+        key_pem=key_pem,
+    )
+
+
+_CREDENTIAL_FIELDS: dict[CredentialKind, tuple[str, ...]] = {
+    CredentialKind.USERNAME_PASSWORD: ("username", "password"),
+    CredentialKind.TOKEN: ("username", "token"),
+    CredentialKind.CERTIFICATE: ("cert_pem", "key_pem"),
+}
+
+
+# --------------------------------------------------- settings and contexts
+
+
+@attrs.frozen
+class SubscriptionSettings:
+    """What a query subscribes to: a source, and the labels it cares about."""
+
+    source_id: str
+    query_id: str
+    enable_bootstrap: bool
+    nodes: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    relations: tuple[str, ...] = attrs.field(converter=_str_tuple)
+
+
+@attrs.frozen
+class BootstrapRequest:
+    """A query's request for a source's initial data."""
+
+    query_id: str
+    node_labels: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    relation_labels: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    request_id: str
+
+
+@attrs.frozen
+class BootstrapContext:
+    """Where a bootstrap request comes from."""
+
+    server_id: str
+    source_id: str
+
+
+@attrs.frozen
+class SourceRuntimeContext:
+    """Handed to a source's ``initialize``; ``state_store`` is a
+    ``StateStoreProvider`` and ``identity_provider`` an ``IdentityProvider``
+    (or None)."""
+
+    instance_id: str
+    source_id: str
+    state_store: Any = attrs.field(default=None, hash=False)
+    identity_provider: Any = attrs.field(default=None, hash=False)
+
+
+@attrs.frozen
+class ReactionRuntimeContext:
+    """Handed to a reaction's ``initialize``; see :class:`SourceRuntimeContext`."""
+
+    instance_id: str
+    reaction_id: str
+    state_store: Any = attrs.field(default=None, hash=False)
+    identity_provider: Any = attrs.field(default=None, hash=False)
+
+
+# ---------------------------------------------------------- logs and events
+
+
+@attrs.frozen
+class LogMessage:
+    """One log line a plugin emitted.  ``timestamp_us``: microseconds since
+    the Unix epoch."""
+
+    level: LogLevel
+    message: str
+    instance_id: str
+    component_id: str
+    plugin_id: str
+    target: str
+    timestamp_us: int
+
+
+@attrs.frozen
+class ComponentEvent:
+    """A lifecycle event of a component (``component_type``: ``"source"``,
+    ``"reaction"``, ...)."""
+
+    component_id: str
+    component_type: str
+    status: ComponentStatus
+    message: str | None
+    timestamp_us: int
+
+
+# -------------------------------------------------------- received events
+
+
+class SourceEventWrapper:
+    """A change event received from a source.
+
+    The routing hints (``source_id``, ``timestamp_us``, ``op``, ``label``,
+    ``entity_id``) are plain attributes; ``payload`` holds the raw document
+    bytes, or None for an opaque-payload plugin.  ``change`` decodes the
+    payload with the plugin's codec on first access and caches the result; it
+    is None when there is no payload or no codec.  A payload that does not
+    decode raises :class:`PluginProtocolError` on every access.
+    """
+
+    __slots__ = (
+        "_change",
+        "_codec",
+        "entity_id",
+        "label",
+        "op",
+        "payload",
+        "source_id",
+        "timestamp_us",
+    )
+
+    _change: SourceChange | None
+
+    def __init__(
+        self,
+        source_id: str,
+        timestamp_us: int,
+        op: ChangeOp,
+        label: str,
+        entity_id: str,
+        payload: bytes | None,
+        codec: PayloadCodec | None,
+    ) -> None:
+        # `_change` is left unset: the first `.change` fills it in.
+        self.source_id = source_id
+        self.timestamp_us = timestamp_us
+        self.op = op
+        self.label = label
+        self.entity_id = entity_id
+        self.payload = payload
+        self._codec = codec
+
+    @property
+    def change(self) -> SourceChange | None:
+        """The decoded :class:`SourceChange` (None for opaque payloads)."""
+        try:
+            return self._change
+        except AttributeError:
+            pass
+        codec = self._codec
+        payload = self.payload
+        if codec is None or payload is None:
+            change = None
+        else:
+            try:
+                change = codec.decode_change(payload)
+            except Exception as exc:
+                raise PluginProtocolError(
+                    f"source {self.source_id!r}: undecodable {codec.media_type} change "
+                    f"payload for entity {self.entity_id!r}: {exc}"
+                ) from exc
+        self._change = change
+        return change
+
+    def payload_for(self, codec: PayloadCodec) -> bytes:
+        """The change encoded with ``codec``: the received bytes when they are
+        already in that format, otherwise ``change`` re-encoded."""
+        if (
+            self.payload is not None
+            and self._codec is not None
+            and (self._codec.media_type == codec.media_type)
+        ):
+            return self.payload
+        change = self.change
+        if change is None:
+            raise PayloadFormatError(
+                f"source {self.source_id!r}: the event for entity {self.entity_id!r} has an "
+                f"opaque payload and cannot be re-encoded as {codec.media_type}"
+            )
+        return codec.encode_change(change)
+
+    def _fields_repr(self) -> str:
+        payload = "None" if self.payload is None else f"<{len(self.payload)} bytes>"
+        op = self.op.name if isinstance(self.op, ChangeOp) else repr(self.op)
+        return (
+            f"source_id={self.source_id!r}, timestamp_us={self.timestamp_us}, op={op}, "
+            f"label={self.label!r}, entity_id={self.entity_id!r}, payload={payload}"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._fields_repr()})"
+
+
+class BootstrapEvent(SourceEventWrapper):
+    """One record of a bootstrap stream: a :class:`SourceEventWrapper` plus
+    its ``sequence`` number.
+
+    Pure-Python bootstrap providers build these with :meth:`from_change`.
+    Such an event has its ``change`` at once and no ``payload`` (None): the
+    bridge that hands it to a plugin encodes it in that plugin's format with
+    :meth:`payload_for`, so nothing is encoded twice.
+    """
+
+    __slots__ = ("sequence",)
+
+    def __init__(
+        self,
+        source_id: str,
+        timestamp_us: int,
+        op: ChangeOp,
+        label: str,
+        entity_id: str,
+        payload: bytes | None,
+        codec: PayloadCodec | None,
+        sequence: int,
+    ) -> None:
+        self.source_id = source_id
+        self.timestamp_us = timestamp_us
+        self.op = op
+        self.label = label
+        self.entity_id = entity_id
+        self.payload = payload
+        self._codec = codec
+        self.sequence = sequence
+
+    @classmethod
+    def from_change(
+        cls,
+        change: SourceChange,
+        *,
+        source_id: str | None = None,
+        sequence: int = 0,
+        timestamp_us: int | None = None,
+    ) -> BootstrapEvent:
+        """An event carrying ``change``.  ``source_id`` defaults to the
+        element's source, ``timestamp_us`` to now; the label is the element's
+        first label (or ``""``), the entity id its element id."""
+        element = change.element
+        event = cls(
+            element.reference.source_id if source_id is None else source_id,
+            time.time_ns() // 1000 if timestamp_us is None else timestamp_us,
+            change.op,
+            element.labels[0] if element.labels else "",
+            element.reference.element_id,
+            None,
+            None,
+            sequence,
+        )
+        event._change = change
+        return event
+
+    def __repr__(self) -> str:
+        return f"BootstrapEvent({self._fields_repr()}, sequence={self.sequence})"
+
+
+__all__ = [
+    "DIFF_TYPES",
+    "ELEMENT_TYPES",
+    "OP_FROM_WIRE",
+    "TRACE",
+    "BootstrapContext",
+    "BootstrapEvent",
+    "BootstrapRequest",
+    "ChangeOp",
+    "ComponentEvent",
+    "ComponentStatus",
+    "CredentialKind",
+    "Credentials",
+    "DiffType",
+    "DispatchMode",
+    "Element",
+    "ElementReference",
+    "ElementType",
+    "LifecycleEventType",
+    "LogLevel",
+    "LogMessage",
+    "QueryResult",
+    "ReactionRuntimeContext",
+    "ResultDiff",
+    "SourceChange",
+    "SourceEventWrapper",
+    "SourceRuntimeContext",
+    "SubscriptionSettings",
+]
