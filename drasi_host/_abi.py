@@ -362,6 +362,7 @@ def credentials_result(credentials: Credentials) -> CData:
     credential kind (UsernamePassword: username, password; Token: username,
     token; Certificate: cert PEM, key PEM, username or NULL); unused fields NULL."""
     kind = credentials.kind
+    fields: tuple[str | None, str | None, str | None]
     if kind is CredentialKind.USERNAME_PASSWORD:
         fields = (credentials.username, credentials.password, None)
     elif kind is CredentialKind.TOKEN:
@@ -392,3 +393,60 @@ def credentials_error(message: str, code: int = 1) -> CData:
     value.error_code = code
     value.error_msg = malloc_cstring(message)
     return value[0]
+
+
+# ---- host-built bootstrap events (host -> plugin) --------------------------
+#
+# Used by the bootstrap bridge (drasi_host.proxies.bootstrap) to hand events
+# from a Python bootstrap provider to a source plugin's FfiBootstrapSender.
+
+
+def host_bootstrap_event(
+    document: bytes,
+    source_id: str,
+    label: str,
+    entity_id: str,
+    timestamp_us: int,
+    sequence: int,
+) -> CData:
+    """A borrowed ``FfiBootstrapEvent *`` envelope whose payload the receiver takes.
+
+    ``opaque`` is one C-heap block from ``dh_payload_new``: the
+    ``DrasiPayload`` header, the document, then the three routing hints.  The
+    payload's ``len`` covers only the document; the envelope's ``FfiStr``
+    hints point behind it, so they stay valid exactly until the payload is
+    released, and ``drop_fn`` (``dh_payload_event_drop``) releases it all.
+    The envelope itself is Python memory, borrowed for the ``send_fn`` call.
+    Until the envelope is sent, :func:`release_host_event` frees the payload.
+    """
+    hints = [source_id.encode("utf-8"), label.encode("utf-8"), entity_id.encode("utf-8")]
+    block = b"".join((document, *hints))
+    payload = lib.dh_payload_new(block, len(block))
+    if payload == NULL:
+        raise MemoryError("malloc failed for a bootstrap event payload")
+    payload.len = len(document)
+    event = ffi.new("FfiBootstrapEvent *")
+    try:
+        event.timestamp_us = timestamp_us
+        event.sequence = sequence
+    except OverflowError:
+        lib.dh_payload_event_drop(payload)
+        raise
+    base = ffi.cast("const char *", payload.data)
+    offset = len(document)
+    for name, hint in zip(("source_id", "label", "entity_id"), hints, strict=True):
+        field = getattr(event, name)
+        field.ptr = base + offset if hint else _EMPTY
+        field.len = len(hint)
+        offset += len(hint)
+    event.opaque = payload
+    event.drop_fn = ffi.addressof(lib, "dh_payload_event_drop")
+    return event
+
+
+def release_host_event(event: CData) -> None:
+    """Release the payload of an envelope from :func:`host_bootstrap_event`
+    that was never handed to a plugin."""
+    if event.opaque != NULL:
+        lib.dh_payload_event_drop(event.opaque)
+        event.opaque = NULL

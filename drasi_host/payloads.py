@@ -36,8 +36,10 @@ from __future__ import annotations
 import abc
 import importlib
 import json
+import json.encoder
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -198,11 +200,11 @@ def format_timestamp(value: datetime) -> str:
     """``value`` as RFC 3339 UTC with microseconds and ``Z``; a naive datetime
     is taken to be UTC."""
     offset = value.utcoffset()
+    if offset is None:
+        return value.isoformat(timespec="microseconds") + "Z"
     if offset:
-        value = value - offset
-    if value.tzinfo is not None:
-        value = value.replace(tzinfo=None)
-    return value.isoformat(timespec="microseconds") + "Z"
+        return (value - offset).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -387,9 +389,41 @@ def _reject_constant(name: str) -> Any:
 
 
 _JSON_DECODE: Final = json.JSONDecoder(parse_constant=_reject_constant).decode
-_JSON_ENCODE: Final = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":")
+
+
+def _refuse_to_encode(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} {value!r:.60} is not a JSON value")
+
+
+_PORTABLE_JSON_ENCODE: Final = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_refuse_to_encode
 ).encode
+
+
+def _make_json_encoder() -> Callable[[Any], str]:
+    """A compact UTF-8 JSON encoder refusing NaN.  ``JSONEncoder.encode``
+    builds a fresh C encoder on every call, which costs more than encoding a
+    small document, so the C encoder is built once here when the interpreter
+    has it (CPython) and passes a self-test; otherwise the public API is used."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is not None:
+        try:
+            encoder = c_make_encoder(
+                None, _refuse_to_encode, json.encoder.encode_basestring, None,
+                ":", ",", False, False, False,
+            )  # fmt: skip
+
+            def encode(document: Any) -> str:
+                return "".join(encoder(document, 0))
+
+            if encode({"a": [1, 2.5, None, "é"]}) == '{"a":[1,2.5,null,"é"]}':
+                return encode
+        except Exception:  # an interpreter whose private encoder differs
+            pass
+    return _PORTABLE_JSON_ENCODE
+
+
+_JSON_ENCODE: Final = _make_json_encoder()
 
 
 class JsonCodec(PayloadCodec):

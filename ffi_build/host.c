@@ -463,6 +463,14 @@ DrasiPayload *dh_payload_new(const uint8_t *data, size_t len) {
     return p;
 }
 
+/* FfiBootstrapEvent.drop_fn of host-built bootstrap events: `opaque` is a
+ * DrasiPayload (from dh_payload_new) that also holds the event's routing
+ * hints after the document, so releasing it releases everything. */
+void dh_payload_event_drop(void *opaque) {
+    DrasiPayload *p = opaque;
+    if (p && p->drop_fn) p->drop_fn(p);
+}
+
 /* Non-blocking push from Python: 0 taken, 1 full (the producer is armed and
  * the notify socket is written once space frees up), -1 closed or unknown. */
 int dh_results_push(uint64_t key, const uint8_t *data, size_t len) {

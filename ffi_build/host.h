@@ -56,6 +56,7 @@ int64_t dh_events_drain(uint64_t key, DhEventRecord *records, size_t max_records
                         uint64_t max_payload, size_t max_batch_bytes, int *ended);
 
 DrasiPayload *dh_payload_new(const uint8_t *data, size_t len);
+void dh_payload_event_drop(void *opaque);
 int dh_results_push(uint64_t key, const uint8_t *data, size_t len);
 void *dh_result_pull(void *ctx, void *unused);
 

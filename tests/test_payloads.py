@@ -26,6 +26,8 @@ from drasi_host.models import (
     SourceChange,
 )
 from drasi_host.payloads import (
+    _JSON_ENCODE,
+    _PORTABLE_JSON_ENCODE,
     JSON_FORMAT,
     MAX_PAYLOAD_SIZE,
     MSGPACK_FORMAT,
@@ -33,9 +35,11 @@ from drasi_host.payloads import (
     JsonCodec,
     MsgpackCodec,
     PayloadCodec,
+    change_to_document,
     codec_for,
     format_timestamp,
     parse_timestamp,
+    query_result_to_document,
 )
 
 CODECS = [JsonCodec(), MsgpackCodec()]
@@ -443,6 +447,21 @@ def test_query_result_round_trip(codec: PayloadCodec, result: QueryResult) -> No
     decoded = codec.decode_query_result(codec.encode_query_result(result))
     assert decoded == result
     assert decoded.timestamp.utcoffset() == timedelta(0)
+
+
+@given(result=query_results(), change=source_changes())
+def test_fast_json_encoder_matches_the_portable_one(
+    result: QueryResult, change: SourceChange
+) -> None:
+    for document in (query_result_to_document(result), change_to_document(change)):
+        assert _JSON_ENCODE(document) == _PORTABLE_JSON_ENCODE(document)
+
+
+def test_json_encoders_refuse_the_same_values() -> None:
+    for bad in ({"x": float("inf")}, {"x": object()}, {"x": b"bytes"}):
+        for encode in (_JSON_ENCODE, _PORTABLE_JSON_ENCODE):
+            with pytest.raises((TypeError, ValueError)):
+                encode(bad)
 
 
 # ------------------------------------------------------------------ formats

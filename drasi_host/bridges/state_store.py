@@ -33,7 +33,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -69,11 +69,11 @@ class StateStoreProvider(Protocol):
     holds at least one key.
     """
 
-    def get(self, store_id: str, key: str) -> bytes | None | Awaitable[bytes | None]:
+    def get(self, store_id: str, key: str) -> bytes | Awaitable[bytes | None] | None:
         """The value of ``key``, or None when it is missing."""
         ...
 
-    def set(self, store_id: str, key: str, value: bytes) -> None | Awaitable[None]:
+    def set(self, store_id: str, key: str, value: bytes) -> Awaitable[None] | None:
         """Create or replace ``key``."""
         ...
 
@@ -95,9 +95,7 @@ class StateStoreProvider(Protocol):
         """
         ...
 
-    def set_many(
-        self, store_id: str, items: Sequence[tuple[str, bytes]]
-    ) -> None | Awaitable[None]:
+    def set_many(self, store_id: str, items: Sequence[tuple[str, bytes]]) -> Awaitable[None] | None:
         """Create or replace several keys, atomically where the store can."""
         ...
 
@@ -121,7 +119,7 @@ class StateStoreProvider(Protocol):
         """The number of keys in the store."""
         ...
 
-    def sync(self) -> None | Awaitable[None]:
+    def sync(self) -> Awaitable[None] | None:
         """Make every completed write durable (a no-op for volatile stores)."""
         ...
 
@@ -355,8 +353,7 @@ class SqliteStateStore:
                 chunk = wanted[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    "SELECT key, value FROM drasi_state "
-                    f"WHERE store_id = ? AND key IN ({marks})",
+                    f"SELECT key, value FROM drasi_state WHERE store_id = ? AND key IN ({marks})",
                     (store_id, *chunk),
                 )
                 found.update((k, bytes(v)) for k, v in rows)
@@ -384,9 +381,7 @@ class SqliteStateStore:
         with self._lock:
             rows = (
                 self._db()
-                .execute(
-                    "SELECT key FROM drasi_state WHERE store_id = ? ORDER BY key", (store_id,)
-                )
+                .execute("SELECT key FROM drasi_state WHERE store_id = ? ORDER BY key", (store_id,))
                 .fetchall()
             )
         return [str(row[0]) for row in rows]
@@ -448,12 +443,26 @@ class _Bridge:
         "get_many",
         "key_count",
         "list_keys",
+        "lock",
         "max_value_len",
         "set",
         "set_many",
         "store_exists",
         "sync",
     )
+
+    get: Callable[..., Any]
+    set: Callable[..., Any]
+    delete: Callable[..., Any]
+    contains_key: Callable[..., Any]
+    get_many: Callable[..., Any]
+    set_many: Callable[..., Any]
+    delete_many: Callable[..., Any]
+    clear_store: Callable[..., Any]
+    list_keys: Callable[..., Any]
+    store_exists: Callable[..., Any]
+    key_count: Callable[..., Any]
+    sync: Callable[..., Any]
 
     def __init__(self, provider: StateStoreProvider, max_value_len: int) -> None:
         portal = LoopPortal(f"state store {type(provider).__name__}")
@@ -466,6 +475,7 @@ class _Bridge:
                 )
             setattr(self, name, portal.adapt(method, name))
         self.max_value_len = max_value_len
+        self.lock = threading.Lock()
         self.drop_calls = 0
         self.calls_after_drop = 0
 
@@ -654,9 +664,7 @@ def _ss_contains_key(state: CData, store_id: CData, key: CData) -> CData:
 
 @ffi.def_extern(name="dh_py_ss_get_many")  # type: ignore[untyped-decorator]
 @c_callback(_result_error)
-def _ss_get_many(
-    state: CData, store_id: CData, keys: CData, n: int, out_values: CData
-) -> CData:
+def _ss_get_many(state: CData, store_id: CData, keys: CData, n: int, out_values: CData) -> CData:
     bridge = _bridge(state)
     sid = _store_id(store_id)
     names = _abi.read_str_array(keys, n, "state store keys")
@@ -697,9 +705,7 @@ def _ss_set_many(
     bridge = _bridge(state)
     sid = _store_id(store_id)
     names = _abi.read_str_array(keys, n, "state store keys")
-    data = _abi.read_bytes_array(
-        values, value_lens, n, "state store values", bridge.max_value_len
-    )
+    data = _abi.read_bytes_array(values, value_lens, n, "state store values", bridge.max_value_len)
     if names:
         bridge.set_many(sid, list(zip(names, data, strict=True)))
     return _abi.ok_result()
@@ -758,6 +764,8 @@ def _ss_drop(state: CData) -> None:
     bridge = handles.get(_abi.ctx_key(state))
     if type(bridge) is not _Bridge:
         return  # already closed: nothing left to mark
-    bridge.drop_calls += 1
-    if bridge.drop_calls > 1:
-        log.warning("a plugin called the state store drop_fn %d times", bridge.drop_calls)
+    with bridge.lock:
+        bridge.drop_calls += 1
+        calls = bridge.drop_calls
+    if calls > 1:
+        log.warning("a plugin called the state store drop_fn %d times", calls)

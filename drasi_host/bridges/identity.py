@@ -1,0 +1,272 @@
+"""The identity provider a plugin asks for credentials, and its C vtable.
+
+A plugin that needs credentials (a database password, a token, a client
+certificate) calls ``get_credentials_fn`` of the ``IdentityProviderVtable``
+the host passes in ``FfiRuntimeContext`` (ABI.md section 8).  The host side:
+
+* :class:`IdentityProvider`, the protocol (``get_credentials()``, plain or
+  coroutine), and :class:`StaticIdentityProvider`, which always answers the
+  same :class:`~drasi_host.models.Credentials`;
+* :class:`IdentityProviderVtableBuilder`, which registers a provider in the
+  callback handle table and fills a host-owned vtable with the C shims of
+  ``drasi_host._ffi``; the :class:`IdentityHandle` it returns keeps the block
+  and the provider alive until :meth:`IdentityHandle.close`;
+* the ``extern "Python"`` functions behind the shims (``dh_py_id_*``).
+
+Credentials are returned as NUL-terminated C-heap strings the plugin frees; a
+failure has an error message and NULL credential strings (ABI.md 11.4).
+``clone_fn`` gives the plugin a new state (a new table key) sharing the same
+provider; each clone is released by its own ``drop_fn``.  The original state
+belongs to the host: its ``drop_fn`` only marks it dropped, and
+:meth:`IdentityHandle.close` releases it together with any clone the plugin
+never dropped.  A call with a released state is answered with an error (or
+NULL from ``clone_fn``), never a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import Protocol
+
+from .. import _abi
+from .._abi import CData, ffi
+from .._callbacks import c_callback, handles
+from ..models import Credentials
+from ._dispatch import BridgeError, LoopPortal, failure_message, log
+
+__all__ = [
+    "IdentityHandle",
+    "IdentityProvider",
+    "IdentityProviderVtableBuilder",
+    "StaticIdentityProvider",
+]
+
+_CLOSED = "identity provider is closed"
+
+
+class IdentityProvider(Protocol):
+    """Hands out credentials; ``get_credentials`` may be a coroutine function
+    (it then runs on the host's event loop)."""
+
+    def get_credentials(self) -> Credentials | Awaitable[Credentials]:
+        """The credentials a plugin should use now."""
+        ...
+
+
+class StaticIdentityProvider:
+    """An :class:`IdentityProvider` that always answers the same credentials."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        if not isinstance(credentials, Credentials):
+            raise TypeError(
+                f"StaticIdentityProvider needs Credentials, not {type(credentials).__name__}"
+            )
+        self.credentials = credentials
+
+    def get_credentials(self) -> Credentials:
+        return self.credentials
+
+    def __repr__(self) -> str:
+        return f"StaticIdentityProvider({self.credentials!r})"
+
+
+class _Shared:
+    """One built vtable: the adapted provider, its clones and its bookkeeping."""
+
+    def __init__(self, provider: IdentityProvider) -> None:
+        getter = getattr(provider, "get_credentials", None)
+        if not callable(getter):
+            raise TypeError(
+                f"{type(provider).__name__} is not an IdentityProvider: "
+                "it has no method get_credentials()"
+            )
+        portal = LoopPortal(f"identity provider {type(provider).__name__}")
+        self.get_credentials = portal.adapt(getter, "get_credentials")
+        self.lock = threading.Lock()
+        self.closed = False
+        self.clones: set[int] = set()
+        self.drop_calls = 0
+        self.clones_made = 0
+        self.clones_dropped = 0
+
+
+class _State:
+    """What one state pointer (a table key) stands for: the original or a clone."""
+
+    __slots__ = ("is_clone", "shared")
+
+    def __init__(self, shared: _Shared, is_clone: bool) -> None:
+        self.shared = shared
+        self.is_clone = is_clone
+
+
+def _release(shared: _Shared, key: int) -> None:
+    """Unregister the original state and every clone still registered."""
+    with shared.lock:
+        shared.closed = True
+        keys = [key, *shared.clones]
+        shared.clones.clear()
+    for k in keys:
+        handles.remove(k)
+
+
+class IdentityHandle:
+    """A built ``IdentityProviderVtable`` and what keeps it working.
+
+    ``vtable`` is the ``IdentityProviderVtable *`` to put in
+    ``FfiRuntimeContext``; the block is host-owned and lives as long as this
+    handle.  :meth:`close` (after the component's own ``drop_fn`` has
+    returned) releases the original state and all remaining clones; it is
+    idempotent and also happens when the handle is collected.
+    """
+
+    def __init__(self, provider: IdentityProvider) -> None:
+        self._provider = provider
+        self._shared = _Shared(provider)
+        self._key = handles.add(_State(self._shared, is_clone=False))
+        self._closer = weakref.finalize(self, _release, self._shared, self._key)
+        self._vtable = ffi.new("IdentityProviderVtable *")
+        _abi.lib.dh_identity_vtable_init(self._vtable, _abi.key_ctx(self._key))
+
+    @property
+    def vtable(self) -> CData:
+        """The host-owned ``IdentityProviderVtable *``."""
+        return self._vtable
+
+    @property
+    def provider(self) -> IdentityProvider:
+        return self._provider
+
+    @property
+    def key(self) -> int:
+        """The handle-table key carried in ``vtable.state``."""
+        return self._key
+
+    @property
+    def closed(self) -> bool:
+        return not self._closer.alive
+
+    @property
+    def dropped(self) -> bool:
+        """Whether the plugin has called ``drop_fn`` on the original state."""
+        return self._shared.drop_calls > 0
+
+    @property
+    def drop_calls(self) -> int:
+        """``drop_fn`` calls on the original state (more than one is a plugin bug)."""
+        return self._shared.drop_calls
+
+    @property
+    def live_clones(self) -> int:
+        """Clones the plugin made and has not dropped yet."""
+        with self._shared.lock:
+            return len(self._shared.clones)
+
+    @property
+    def clones_made(self) -> int:
+        return self._shared.clones_made
+
+    def close(self) -> None:
+        """Release the original state and every clone; later calls get errors."""
+        self._closer()
+
+    def __enter__(self) -> IdentityHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("dropped" if self.dropped else "open")
+        return f"<IdentityHandle {type(self._provider).__name__} key={self._key:#x} {state}>"
+
+
+class IdentityProviderVtableBuilder:
+    """Builds the ``IdentityProviderVtable`` through which a plugin asks for credentials."""
+
+    @staticmethod
+    def build(provider: IdentityProvider) -> IdentityHandle:
+        """Register ``provider`` and fill a fresh host-owned vtable for it.
+
+        Call it on the event loop thread when ``get_credentials`` is a
+        coroutine function (it runs on the loop running here).
+        """
+        return IdentityHandle(provider)
+
+
+# ------------------------------------------------- extern "Python" functions
+
+
+def _state(state: CData) -> _State:
+    found = handles.get(_abi.ctx_key(state))
+    if type(found) is not _State:
+        raise BridgeError(_CLOSED)
+    return found
+
+
+def _credentials_error(exc: BaseException) -> CData:
+    return _abi.credentials_error(failure_message(exc))
+
+
+def _null(exc: BaseException) -> CData:
+    return _abi.NULL
+
+
+def _nothing(exc: BaseException) -> None:
+    return None
+
+
+@ffi.def_extern(name="dh_py_id_get_credentials")  # type: ignore[untyped-decorator]
+@c_callback(_credentials_error)
+def _id_get_credentials(state: CData) -> CData:
+    credentials = _state(state).shared.get_credentials()
+    if not isinstance(credentials, Credentials):
+        raise TypeError(
+            f"get_credentials() returned {type(credentials).__name__}, expected Credentials"
+        )
+    return _abi.credentials_result(credentials)
+
+
+@ffi.def_extern(name="dh_py_id_clone")  # type: ignore[untyped-decorator]
+@c_callback(_null)
+def _id_clone(state: CData) -> CData:
+    shared = _state(state).shared
+    key = handles.add(_State(shared, is_clone=True))
+    with shared.lock:
+        if not shared.closed:
+            shared.clones.add(key)
+            shared.clones_made += 1
+            return _abi.key_ctx(key)
+    handles.remove(key)
+    raise BridgeError(_CLOSED)
+
+
+@ffi.def_extern(name="dh_py_id_drop")  # type: ignore[untyped-decorator]
+@c_callback(_nothing)
+def _id_drop(state: CData) -> None:
+    key = _abi.ctx_key(state)
+    found = handles.get(key)
+    if type(found) is not _State:
+        return  # released already (a second drop of a clone, or after close)
+    shared = found.shared
+    if found.is_clone:
+        with shared.lock:
+            if key not in shared.clones:
+                return  # a concurrent drop of the same clone won
+            shared.clones.discard(key)
+            shared.clones_dropped += 1
+        handles.remove(key)
+        return
+    with shared.lock:
+        shared.drop_calls += 1
+        calls = shared.drop_calls
+    if calls > 1:
+        log.warning("a plugin called the identity provider drop_fn %d times", calls)
