@@ -75,6 +75,18 @@ from .proxies.source import SourceProxy, SubscriptionResponse
 
 __version__ = "0.1.0"
 
+
+def get_include() -> str:
+    """The directory holding ``drasi_plugin.h`` (for building plugins against
+    this host's ABI, e.g. ``cc -I$(python -c 'import drasi_host; print(drasi_host.get_include())')``)."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "include", here.parent / "cdefs"):
+        if (candidate / "drasi_plugin.h").is_file():
+            return str(candidate)
+    raise FileNotFoundError("drasi_plugin.h is not installed with this package")
+
 __all__ = [
     "HOST_SDK_VERSION",
     "JSON_FORMAT",
@@ -141,5 +153,6 @@ __all__ = [
     "SubscriptionResponse",
     "SubscriptionSettings",
     "__version__",
+    "get_include",
     "host_target_triple",
 ]

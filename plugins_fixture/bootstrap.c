@@ -4,9 +4,10 @@
  *
  * bootstrap_fn sends `count` insert records of nodes through the caller's
  * sender.  The envelope lives on this function's stack (send_fn borrows it);
- * the payload is taken by the receiver when send_fn returns 0.  When send_fn
- * returns non-zero the receiving side is closed: the payload was not taken, so
- * it is released here, and the count sent so far is returned.
+ * the payload is always taken by the receiver (ABI: send_fn takes the
+ * payload, also when it answers non-zero because the receiving side is
+ * closed; the host releases a refused payload).  On non-zero the count sent
+ * so far is returned.
  */
 #include "fixture.h"
 
@@ -55,7 +56,7 @@ static int64_t fx_p_bootstrap(void *state, FfiStr query_id, const FfiStr *node_l
         FfiBootstrapEvent ev;
         fx_bootstrap_event_fill(&ev, &spec, (uint64_t)i);
         if (sender->send_fn(sender->state, &ev) != 0) {
-            ev.drop_fn(ev.opaque); /* not taken */
+            /* the payload was taken (and released) by the receiver */
             fx_global_log(FFI_LOG_LEVEL_INFO, p->kind->kind, "fixture::bootstrap",
                           "receiver closed after %" PRId64 " records", sent);
             return sent;

@@ -336,6 +336,8 @@ static int32_t fx_sender_send(void *state, FfiBootstrapEvent *event) {
     pthread_mutex_unlock(&rx->c.lock);
     if (closed || !event) {
         FX_STAT(bootstrap_sends_rejected);
+        /* send_fn takes the payload even when it refuses the record */
+        if (event && event->drop_fn) event->drop_fn(event->opaque);
         return 1;
     }
     FfiBootstrapEvent *copy = fx_xmalloc(sizeof *copy);

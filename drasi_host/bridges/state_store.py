@@ -571,23 +571,34 @@ class StateStoreVtableBuilder:
 # ------------------------------------------------- extern "Python" functions
 
 
+_ctx_key = _abi.ctx_key
+_read_str = _abi.read_str
+_lookup = handles.get
+
+
 def _bridge(state: CData) -> _Bridge:
-    bridge = handles.get(_abi.ctx_key(state))
+    bridge = _lookup(_ctx_key(state))
     if type(bridge) is not _Bridge:
         raise BridgeError(_CLOSED)
     if bridge.drop_calls:
-        bridge.calls_after_drop += 1
-        if bridge.calls_after_drop == 1:
-            log.warning("a plugin used its state store after calling drop_fn")
+        _note_call_after_drop(bridge)
     return bridge
 
 
+def _note_call_after_drop(bridge: _Bridge) -> None:
+    with bridge.lock:
+        bridge.calls_after_drop += 1
+        first = bridge.calls_after_drop == 1
+    if first:
+        log.warning("a plugin used its state store after calling drop_fn")
+
+
 def _store_id(value: CData) -> str:
-    return _abi.read_str(value, "state store id")
+    return _read_str(value, "state store id")
 
 
 def _key(value: CData) -> str:
-    return _abi.read_str(value, "state store key")
+    return _read_str(value, "state store key")
 
 
 def _as_bytes(value: object, op: str) -> bytes:
@@ -630,7 +641,10 @@ def _drop_error(exc: BaseException) -> None:
 @ffi.def_extern(name="dh_py_ss_get")  # type: ignore[untyped-decorator]
 @c_callback(_get_error)
 def _ss_get(state: CData, store_id: CData, key: CData) -> CData:
-    value = _bridge(state).get(_store_id(store_id), _key(key))
+    # the hot path: helpers inlined
+    value = _bridge(state).get(
+        _read_str(store_id, "state store id"), _read_str(key, "state store key")
+    )
     if value is None:
         return _abi.get_not_found()
     if type(value) is not bytes:
@@ -643,7 +657,7 @@ def _ss_get(state: CData, store_id: CData, key: CData) -> CData:
 def _ss_set(state: CData, store_id: CData, key: CData, value: CData, value_len: int) -> CData:
     bridge = _bridge(state)
     data = _abi.read_bytes(value, value_len, "state store value", bridge.max_value_len)
-    bridge.set(_store_id(store_id), _key(key), data)
+    bridge.set(_read_str(store_id, "state store id"), _read_str(key, "state store key"), data)
     return _abi.ok_result()
 
 

@@ -28,10 +28,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mini_registry import MiniRegistry  # noqa: E402
-from registry_helpers import unique_namespace  # noqa: E402
+from mini_registry import MiniRegistry
+from registry_helpers import unique_namespace
 
-from drasi_host.registry.oci import RegistryAuth, RegistryConfig  # noqa: E402
+from drasi_host.registry.oci import RegistryAuth, RegistryConfig
 
 REGISTRY_USER = "drasi"
 REGISTRY_PASSWORD = "s3cret-pw"

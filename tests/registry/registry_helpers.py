@@ -128,9 +128,10 @@ async def push_simplesigning(client: OciRegistryClient, repo: str, subject_diges
     """The classic cosign layout: a manifest tagged ``sha256-<hex>.sig``."""
     config = await client.push_blob(repo, b'{"architecture":"","os":""}')
     descriptors = []
-    for payload, annotations in layers:
+    for payload, layer_annotations in layers:
         blob = await client.push_blob(repo, payload)
-        descriptors.append(attrs.evolve(blob, media_type=media_type, annotations=annotations))
+        descriptors.append(attrs.evolve(blob, media_type=media_type,
+                                        annotations=layer_annotations))
     manifest = build_manifest(attrs.evolve(config, media_type=COSIGN_CONFIG), descriptors)
     tag = subject_digest.replace(":", "-") + ".sig"
     await client.push_manifest(f"{repo}:{tag}", manifest, OCI_MANIFEST)

@@ -61,7 +61,7 @@ async def test_resolve_latest_and_tagged(registry: RegistryServer, plugin_binary
         with pytest.raises(RegistryError, match=r"0\.3\.0-linux-amd64 is incompatible.*"
                                                 r"sdk-version 0\.5\.0 \(host has 0\.4\.2\)"):
             await resolver.resolve("source/postgres:0.3.0")
-        with pytest.raises(RegistryError, match="tags tried: 0.7.0-linux-amd64"):
+        with pytest.raises(RegistryError, match=r"tags tried: 0\.7\.0-linux-amd64"):
             await resolver.resolve("source/postgres:0.7.0")
 
         pinned = await resolver.resolve(resolved.reference)
@@ -84,7 +84,7 @@ async def test_msvc_falls_back_to_plain_windows(registry: RegistryServer,
         tagged = await resolver.resolve("source/postgres:1.0.0")
         assert tagged.tag == "1.0.0-windows-amd64"
         with pytest.raises(RegistryError,
-                           match="tags tried: 0.1.0-windows-msvc-amd64, 0.1.0-windows-amd64"):
+                           match=r"tags tried: 0\.1\.0-windows-msvc-amd64, 0\.1\.0-windows-amd64"):
             await resolver.resolve("source/postgres:0.1.0")
 
 

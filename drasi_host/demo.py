@@ -1,0 +1,166 @@
+"""``drasi-host demo``: a source plugin → Python → reaction plugin pipeline.
+
+The demo plugins are the C example plugins of this project (the source and
+reaction of ``plugins_fixture/``).  A wheel carries their sources; the demo
+compiles them with the machine's C compiler into a cache directory (once),
+unless ``--plugins DIR`` names prebuilt ones.  The reaction keeps what it
+receives in a SQLite state store in a temporary directory; at the end the
+demo compares what the reaction recorded with what Python sent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+__all__ = ["build_demo_plugins", "run_demo"]
+
+_PKG = Path(__file__).resolve().parent
+
+
+def _builder() -> Any:
+    for candidate in (
+        _PKG / "_demo" / "plugins_fixture" / "build.py",  # inside a wheel
+        _PKG.parent / "plugins_fixture" / "build.py",  # a source checkout
+    ):
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location("drasi_host_demo_build", candidate)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise FileNotFoundError("the demo plugin sources are not installed; pass --plugins DIR")
+
+
+def _cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "drasi-host" / "demo-plugins"
+
+
+def build_demo_plugins(out_dir: Path | None = None) -> dict[str, Path]:
+    """Compile the demo source and reaction plugins (rebuilt only when needed)."""
+    built: dict[str, Path] = _builder().build_fixtures(out_dir or _cache_dir(), only=["source", "reaction"])
+    return built
+
+
+def _find(plugin_dir: Path, stem: str) -> Path:
+    for suffix in (".so", ".dylib", ".dll"):
+        path = plugin_dir / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{plugin_dir} has no {stem}.so/.dylib")
+
+
+async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any) -> int:
+    from . import (
+        CallbackContext,
+        QueryResult,
+        ReactionRuntimeContext,
+        ResultDiff,
+        SourceRuntimeContext,
+        SqliteStateStore,
+        SubscriptionSettings,
+    )
+    from .loader import load_plugin
+    from .models import ChangeOp
+
+    callbacks = CallbackContext(instance_id="demo")
+    with tempfile.TemporaryDirectory(prefix="drasi-demo-") as tmp:
+        store = SqliteStateStore(Path(tmp) / "state.db")
+        source_plugin = load_plugin(source_lib, callbacks)
+        reaction_plugin = load_plugin(reaction_lib, callbacks)
+        say(f"loaded {source_lib.name} ({source_plugin.payload_format}) and {reaction_lib.name}")
+        source = await source_plugin.source_plugins[0].create_source(
+            "demo-source", {"event_count": events, "bootstrap_count": 3}
+        )
+        reaction = await reaction_plugin.reaction_plugins[0].create_reaction(
+            "demo-reaction", ["demo-query"], {"record": "store"}
+        )
+        started = time.perf_counter()
+        ops: Counter[str] = Counter()
+        sent = 0
+        sent_bytes = 0
+        codec = reaction._codec
+        async with source, reaction:
+            await source.initialize(SourceRuntimeContext("demo", "demo-source", state_store=store))
+            await reaction.initialize(ReactionRuntimeContext("demo", "demo-reaction", state_store=store))
+            await reaction.start()
+            await source.start()
+            say(f"source status {(await source.status()).name}, reaction status {(await reaction.status()).name}")
+            response = await source.subscribe(
+                SubscriptionSettings("demo-source", "demo-query", True, ["Person"], ["KNOWS"])
+            )
+            if response.bootstrap_receiver is not None:
+                async with response.bootstrap_receiver:
+                    async for boot in response.bootstrap_receiver:
+                        say(f"  bootstrap #{boot.sequence}: {boot.label} {boot.entity_id}")
+            async with response.receiver:
+                async for event in response.receiver:
+                    change = event.change
+                    assert change is not None
+                    ops[event.op.name] += 1
+                    data = {"id": event.entity_id, "label": event.label, **change.element.properties}
+                    if event.op is ChangeOp.INSERT:
+                        diff = ResultDiff.add(data)
+                    elif event.op is ChangeOp.DELETE:
+                        diff = ResultDiff.delete(data)
+                    else:
+                        diff = ResultDiff.update(data, data, data)
+                    result = QueryResult("demo-query", datetime.now(timezone.utc), [diff])
+                    await reaction.enqueue_query_result(result)
+                    encoded = codec.encode_query_result(result)
+                    sent += 1
+                    sent_bytes += len(encoded)
+                    if sent <= 3:
+                        say(f"  {event.op.name.lower():6} {event.label} {event.entity_id} -> reaction")
+            await source.stop()
+            # Give the reaction's thread time to take what is queued, then stop it.
+            for _ in range(200):
+                if reaction.pending() == 0:
+                    break
+                await anyio.sleep(0.01)
+            await reaction.stop()
+        elapsed = time.perf_counter() - started
+        recorded = store.get("demo-reaction", "result_count")
+        recorded_bytes = store.get("demo-reaction", "result_bytes")
+        count = int(recorded) if recorded is not None else -1
+        logs = sum(len(callbacks.log_registry.get(i, c)) for i, c in callbacks.log_registry.components())
+        say(f"events by op: {dict(ops)}")
+        say(f"lifecycle: {[e.status.name for e in callbacks.source_event_history.get('demo-source')]}")
+        say(f"plugin log messages: {logs}")
+        print(
+            f"demo: {sum(ops.values())} events from the source plugin, {sent} query results "
+            f"({sent_bytes} bytes) sent, {count} recorded by the reaction plugin "
+            f"({int(recorded_bytes or b'-1')} bytes) in {elapsed:.2f}s"
+        )
+        store.close()
+        source_plugin.close()
+        reaction_plugin.close()
+        ok = count == sent and int(recorded_bytes or b"-1") == sent_bytes and sent == events
+        if not ok:
+            print("demo: MISMATCH between what was sent and what the reaction recorded", file=sys.stderr)
+        return 0 if ok else 1
+
+
+def run_demo(events: int = 1000, plugin_dir: Path | None = None, quiet: bool = False) -> int:
+    def say(text: str) -> None:
+        if not quiet:
+            print(text)
+
+    if plugin_dir is None:
+        say("building the demo plugins with the C compiler (cached)...")
+        built = build_demo_plugins()
+        source_lib, reaction_lib = built["source"], built["reaction"]
+    else:
+        source_lib = _find(plugin_dir, "libdrasi_source_fixture")
+        reaction_lib = _find(plugin_dir, "libdrasi_reaction_fixture")
+    return anyio.run(_pipeline, source_lib, reaction_lib, events, say)
