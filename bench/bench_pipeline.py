@@ -43,6 +43,7 @@ def _builder() -> Any:
     spec = importlib.util.spec_from_file_location("fixture_build", ROOT / "plugins_fixture" / "build.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -102,8 +103,7 @@ async def _results(lib: Path, n: int) -> float:
         started = time.perf_counter()
         for _ in range(n):
             await reaction.enqueue_query_result(result)
-        while reaction.pending():
-            await anyio.sleep(0.001)
+        await reaction.flush()
         elapsed = time.perf_counter() - started
         await reaction.stop()
     plugin.close()

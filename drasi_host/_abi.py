@@ -14,6 +14,7 @@ Rules enforced here (ABI.md section 1):
 
 from __future__ import annotations
 
+import builtins
 import enum
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
@@ -70,7 +71,18 @@ def decode_utf8(data: bytes, what: str, *, strict: bool = True) -> str:
 
 def read_str(value: CData, what: str, *, strict: bool = True) -> str:
     """Copy a borrowed ``FfiStr``."""
-    return decode_utf8(_checked_bytes(value.ptr, value.len, what), what, strict=strict)
+    n = value.len
+    if n == 0:
+        return ""
+    if n <= MAX_STRING_LEN:
+        # fast path (state-store keys are read millions of times): valid UTF-8
+        ptr = value.ptr
+        if ptr != NULL:
+            try:
+                return ffi.unpack(ptr, n).decode("utf-8")  # type: ignore[no-any-return]
+            except UnicodeDecodeError:
+                pass
+    return decode_utf8(_checked_bytes(value.ptr, n, what), what, strict=strict)
 
 
 def read_cstring(ptr: CData, what: str) -> str | None:
@@ -136,8 +148,11 @@ def check_result(result: CData, what: str, *, component: str | None = None) -> N
 
 
 def to_enum(cls: type[E], value: int, what: str) -> E:
+    value = int(value)
+    if value >= 2**31:  # C enums without negative members read back unsigned
+        value -= 2**32
     try:
-        return cls(int(value))
+        return cls(value)
     except ValueError:
         allowed = ", ".join(f"{m.name}={m.value}" for m in cls)
         raise PluginProtocolError(
@@ -170,7 +185,7 @@ class Borrowed:
         self._keep.append(s)
         return s[0]
 
-    def str_array(self, items: Sequence[str]) -> tuple[CData, int]:
+    def str_array(self, items: Sequence[builtins.str]) -> tuple[CData, int]:
         """A ``const FfiStr *`` array and its length."""
         arr = ffi.new("FfiStr[]", max(len(items), 1))
         for i, item in enumerate(items):
@@ -239,14 +254,14 @@ def error_result(message: str, code: int = 1) -> CData:
 
 
 def get_found(data: bytes) -> CData:
-    value = ffi.new("FfiGetResult *")
-    value.found = True
-    if data:
-        value.data = malloc_bytes(data)
-        value.len = value.cap = len(data)
-    else:
-        value.data = _DANGLING_BYTES
-    return value[0]
+    n = len(data)
+    if not n:
+        return ffi.new("FfiGetResult *", [_DANGLING_BYTES, 0, 0, True])[0]
+    ptr = lib.malloc(n)
+    if ptr == NULL:
+        raise MemoryError("malloc failed")
+    ffi.memmove(ptr, data, n)
+    return ffi.new("FfiGetResult *", [ptr, n, n, True])[0]
 
 
 def get_not_found() -> CData:

@@ -26,6 +26,7 @@ store, identity and bootstrap bridges define theirs the same way.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import logging
@@ -77,6 +78,10 @@ class HandleTable:
 
 
 handles = HandleTable()
+
+# From interpreter shutdown on, the C shims answer plugin calls with their
+# failure values instead of entering Python.
+atexit.register(_abi.lib.dh_host_shutdown)
 
 
 class _ErrorCount:

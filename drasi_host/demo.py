@@ -36,6 +36,7 @@ def _builder() -> Any:
             spec = importlib.util.spec_from_file_location("drasi_host_demo_build", candidate)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
             spec.loader.exec_module(module)
             return module
     raise FileNotFoundError("the demo plugin sources are not installed; pass --plugins DIR")
@@ -123,11 +124,8 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
                     if sent <= 3:
                         say(f"  {event.op.name.lower():6} {event.label} {event.entity_id} -> reaction")
             await source.stop()
-            # Give the reaction's thread time to take what is queued, then stop it.
-            for _ in range(200):
-                if reaction.pending() == 0:
-                    break
-                await anyio.sleep(0.01)
+            # Let the reaction's thread take what is queued, then stop it.
+            await reaction.flush(timeout=30)
             await reaction.stop()
         elapsed = time.perf_counter() - started
         recorded = store.get("demo-reaction", "result_count")

@@ -94,13 +94,18 @@ class PluginMetadata:
     build_timestamp: str
 
 
+def _patterns(value: Iterable[str]) -> tuple[str, ...]:
+    """File patterns as a tuple; a single string is one pattern."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @attrs.frozen
 class PluginLoaderConfig:
     """Where to look for plugins and which file names count (``*`` globs matched
     against the file name with its platform suffix removed)."""
 
     plugin_dir: Path = attrs.field(converter=Path)
-    file_patterns: Sequence[str] = attrs.field(default=("libdrasi_*",), converter=tuple)
+    file_patterns: Sequence[str] = attrs.field(default=("libdrasi_*",), converter=_patterns)
 
 
 class LoadedPlugin:
@@ -132,7 +137,7 @@ class LoadedPlugin:
             f for f in factories if isinstance(f, BootstrapPluginProxy)
         ]
         self._route = route
-        self._finalizer = weakref.finalize(self, _release_factories, list(factories))
+        self._finalizer = weakref.finalize(self, _release_plugin, list(factories), route)
 
     @property
     def name(self) -> str:
@@ -174,6 +179,13 @@ class LoadedPlugin:
 def _release_factories(factories: list[_Factory]) -> None:
     for factory in factories:
         factory.release()
+
+
+def _release_plugin(factories: list[_Factory], route: _Route) -> None:
+    """Release the factories, then forget the plugin's global callback
+    context: later log/lifecycle calls naming it are dropped."""
+    _release_factories(factories)
+    route.close()
 
 
 class PluginLoader:
@@ -310,14 +322,19 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
         ("reaction_plugins", "ReactionPluginVtable", reg.reaction_plugin_count, ReactionPluginProxy),
         ("bootstrap_plugins", "BootstrapPluginVtable", reg.bootstrap_plugin_count, BootstrapPluginProxy),
     )
+    kinds = tuple(kinds)
+    broken = [f"{field} is NULL with count {count}" for field, _, count, _ in kinds
+              if count and getattr(reg, field) == NULL]
     vtables: list[tuple[type[_Factory], Any]] = []
     for field, ctype, count, cls in kinds:
         array = getattr(reg, field)
-        if count and array == NULL:
-            raise PluginProtocolError(f"{path}: {field} is NULL with count {count}")
-        vtables.extend((cls, ffi.new(f"{ctype} *", array[i])) for i in range(count))
-        if count:
+        if count and array != NULL:
+            vtables.extend((cls, ffi.new(f"{ctype} *", array[i])) for i in range(count))
             lib.free(array)
+    if broken:
+        for cls, vtable in vtables:
+            cls.drop_vtable(vtable)
+        raise PluginProtocolError(f"{path}: {'; '.join(broken)}")
     error: DrasiHostError | None = None
     for cls, vtable in vtables:
         try:
@@ -326,6 +343,6 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
             error = error or exc
             cls.drop_vtable(vtable)
     if error is not None:
-        _release_factories(factories)
+        _release_plugin(factories, route)
         raise type(error)(f"{path}: {error}")
     return LoadedPlugin(path, metadata, media_type, factories, route)

@@ -182,6 +182,7 @@ void dh_chan_close(uint64_t key) {
 void dh_chan_release(uint64_t key) {
     dh_slot *s = dh_lookup(key, NULL);
     if (!s) return;
+    s->state = DH_CLOSED; /* woken producers are refused from here on */
     for (;;) {
         void *batch[64];
         size_t n = dh_pop_locked(s, batch, 64);

@@ -14,7 +14,10 @@ one directory never expose a half-written library.
 
 Usable as a module (``build_fixtures(out_dir)``) and as a script::
 
-    python plugins_fixture/build.py OUT_DIR [--only NAME ...] [--cc CC]
+    python plugins_fixture/build.py OUT_DIR [--only NAME ...] [--cc CC] [--selftest]
+
+``--selftest`` also builds and runs ``selftest.c`` (a C host that checks every
+fixture; under valgrind with leak checking when valgrind is installed).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -149,6 +153,13 @@ FIXTURES: dict[str, Fixture] = {
         (_name("services"),),
         "source 'services': exercises the host state store and identity provider",
     ),
+    "selftest": Fixture(
+        ("selftest.c",),
+        (),
+        "executable: checks every fixture library (run it under valgrind)",
+        executable=True,
+        link=("-ldl",),
+    ),
     "native_consumer": Fixture(
         ("native_consumer.c",),
         (),
@@ -266,15 +277,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="directory for the built libraries")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="build only these fixtures")
     parser.add_argument("--cc", help="C compiler command (default: $CC, else cc)")
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="then run the selftest executable (under valgrind when it is installed)",
+    )
     args = parser.parse_args(argv)
+    only = args.only
+    if args.selftest and only is not None:
+        only = [*only, "selftest"]
     try:
-        built = build_fixtures(args.out_dir, cc=args.cc, only=args.only)
+        built = build_fixtures(args.out_dir, cc=args.cc, only=only)
     except (FixtureBuildError, KeyError) as exc:
         print(exc, file=sys.stderr)
         return 1
     for name, path in built.items():
         print(f"{name:16} {path}")
-    return 0
+    if not args.selftest:
+        return 0
+    return run_selftest(args.out_dir, built["selftest"])
+
+
+def run_selftest(out_dir: Path, selftest: Path) -> int:
+    """Run the selftest executable on ``out_dir`` (under valgrind when available)."""
+    cmd = [str(selftest), str(out_dir)]
+    valgrind = shutil.which("valgrind")
+    if valgrind:
+        cmd = [valgrind, "-q", "--error-exitcode=1", "--leak-check=full", *cmd]
+    print("$", shlex.join(cmd), flush=True)
+    return subprocess.run(cmd, check=False).returncode
 
 
 if __name__ == "__main__":

@@ -328,7 +328,8 @@ typedef struct FxSenderState {
 /* Copies the borrowed envelope into a fresh block for the host.  The payload is
  * taken in every case where the host callback was reached: when the host
  * answers false it has released the event itself, so the provider must not.
- * Later sends return 1 without taking anything. */
+ * Later sends return 1 and release the payload here: send_fn takes the
+ * payload in every case. */
 static int32_t fx_sender_send(void *state, FfiBootstrapEvent *event) {
     FxBootRx *rx = ((FxSenderState *)state)->rx;
     pthread_mutex_lock(&rx->c.lock);

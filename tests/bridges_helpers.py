@@ -208,14 +208,15 @@ typedef struct Job {
     int thread_no;
     long n;
     long errors;
-    double secs;
+    double cpu;
 } Job;
 
-static double now(void) {
+static double clock_s(clockid_t id) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 static void *run(void *p) {
     Job *j = p;
@@ -224,7 +225,7 @@ static void *run(void *p) {
     uint8_t value[32];
     int sl = snprintf(store, sizeof store, "driver-%d", j->thread_no);
     FfiStr sid = {store, (size_t)sl};
-    double t = now();
+    double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
     for (long i = 0; i < j->n; i++) {
         int kl = snprintf(key, sizeof key, "k%ld", i % 64);
         FfiStr k = {key, (size_t)kl};
@@ -234,18 +235,20 @@ static void *run(void *p) {
         if (r.error_code) j->errors++;
         free(r.error_msg);
         FfiGetResult g = vt->get_fn(vt->state, sid, k);
-        if (g.error_code || !g.found || g.len != sizeof value || memcmp(g.data, value, sizeof value))
+        if (g.error_code || !g.found || g.len != sizeof value
+            || memcmp(g.data, value, sizeof value) != 0)
             j->errors++;
         free(g.error_msg);
         if (g.cap) free(g.data);
     }
-    j->secs = now() - t;
+    j->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
     return NULL;
 }
 
 /* Runs `threads` native threads, each doing n set+get pairs on its own store
- * (driver-<i>, keys k0..k63).  Returns the wall time; *errors counts wrong answers. */
-double driver_run(const StateStoreVtable *vt, int threads, long n, long *errors) {
+ * (driver-<i>, keys k0..k63).  Returns the wall time; *errors counts wrong
+ * answers, *cpu sums the CPU time of the threads. */
+double driver_run(const StateStoreVtable *vt, int threads, long n, long *errors, double *cpu) {
     Job jobs[16];
     pthread_t ids[16];
     if (threads > 16) threads = 16;
@@ -255,9 +258,11 @@ double driver_run(const StateStoreVtable *vt, int threads, long n, long *errors)
         pthread_create(&ids[i], NULL, run, &jobs[i]);
     }
     *errors = 0;
+    *cpu = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(ids[i], NULL);
         *errors += jobs[i].errors;
+        *cpu += jobs[i].cpu;
     }
     return now() - t;
 }
@@ -280,25 +285,91 @@ class NativeDriver:
         )  # fmt: skip
         self.ffi = plugin_ffi()
         self.ffi.cdef(
-            "double driver_run(const StateStoreVtable *vt, int threads, long n, long *errors);"
+            "double driver_run(const StateStoreVtable *vt, int threads, long n, long *errors,"
+            " double *cpu);"
         )
         self.lib = self.ffi.dlopen(str(out))
 
     def run(self, vtable: CData, threads: int, n: int) -> tuple[float, int]:
         """(seconds, wrong answers) for ``threads`` x ``n`` set+get pairs."""
+        secs, _, errors = self.run_timed(vtable, threads, n)
+        return secs, errors
+
+    def run_timed(self, vtable: CData, threads: int, n: int) -> tuple[float, float, int]:
+        """(wall seconds, CPU seconds of the threads, wrong answers)."""
         errors = self.ffi.new("long *")
+        cpu = self.ffi.new("double *")
         vt = self.ffi.cast("StateStoreVtable *", int(ffi.cast("uintptr_t", vtable)))
-        secs = self.lib.driver_run(vt, threads, n, errors)
-        return float(secs), int(errors[0])
+        secs = self.lib.driver_run(vt, threads, n, errors, cpu)
+        return float(secs), float(cpu[0]), int(errors[0])
 
 
 def plugin_ffi() -> cffi.FFI:
     """An ABI-mode FFI that knows the plugin header (as a plugin author's would)."""
     sys.path.insert(0, str(ROOT / "ffi_build"))
     try:
-        from build_ffi import header_cdef
+        from build_ffi import header_cdef  # type: ignore[import-not-found]
     finally:
         sys.path.pop(0)
     pffi = cffi.FFI()
     pffi.cdef(header_cdef((HEADER_DIR / "drasi_plugin.h").read_text(encoding="utf-8")))
     return pffi
+
+
+# ---- the "services" fixture plugin, driven through the real host path
+
+
+async def run_services_plugin(
+    library: Path,
+    component_id: str,
+    state_store: Any,
+    identity_provider: Any = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Load the services plugin, create, initialise, start and stop one source
+    (stop joins the plugin's worker thread), release it, and return the JSON
+    report the plugin wrote into ``state_store`` under ``(component_id, "report")``.
+    Also checks that the host released both bridges once the source was closed."""
+    import json
+
+    from drasi_host import CallbackContext, SourceRuntimeContext
+    from drasi_host._callbacks import handles
+    from drasi_host.loader import load_plugin
+
+    registered = len(handles)
+    with load_plugin(library, CallbackContext("bridges-test")) as plugin:
+        (factory,) = plugin.source_plugins
+        assert factory.kind == "services"
+        source = await factory.create_source(component_id, config or {}, auto_start=False)
+        async with source:
+            await source.initialize(
+                SourceRuntimeContext(
+                    instance_id="bridges-test",
+                    source_id=component_id,
+                    state_store=state_store,
+                    identity_provider=identity_provider,
+                )
+            )
+            await source.start()
+            await source.stop()
+    assert len(handles) == registered, "the bridges' keys must be released with the source"
+    raw = state_store.get(component_id, "report")
+    if hasattr(raw, "__await__"):
+        raw = await raw
+    assert raw is not None, "the services plugin wrote no report"
+    report: dict[str, Any] = json.loads(raw)
+    return report
+
+
+def build_services_plugin(out_dir: Path) -> Path:
+    """Compile the "services" fixture plugin into ``out_dir`` (plugins_fixture/build.py)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "plugins_fixture" / "build.py"), str(out_dir),
+         "--only", "services"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"building the services plugin failed:\n{proc.stderr}"
+    name, path = proc.stdout.split()
+    assert name == "services"
+    return Path(path)

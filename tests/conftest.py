@@ -23,6 +23,7 @@ def _load_builder() -> Any:
     spec = importlib.util.spec_from_file_location("drasi_fixture_build", FIXTURE_DIR / "build.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

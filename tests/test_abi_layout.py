@@ -524,8 +524,7 @@ def test_callback_typedefs() -> None:
     assert ffi.typeof("LifecycleCallbackFn").cname == LIFECYCLE_CB
     assert ffi.typeof("AsyncExecutorFn").cname == EXECUTOR
     assert (
-        ffi.typeof("FfiChangePushCallbackFn").cname
-        == "_Bool(*)(void *, struct FfiSourceEvent *)"
+        ffi.typeof("FfiChangePushCallbackFn").cname == "_Bool(*)(void *, struct FfiSourceEvent *)"
     )
     assert (
         ffi.typeof("FfiBootstrapPushCallbackFn").cname

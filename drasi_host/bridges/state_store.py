@@ -574,6 +574,8 @@ class StateStoreVtableBuilder:
 _ctx_key = _abi.ctx_key
 _read_str = _abi.read_str
 _lookup = handles.get
+#: The success result; returning it hands C a copy (never mutated here).
+_OK = _abi.ok_result()
 
 
 def _bridge(state: CData) -> _Bridge:
@@ -658,21 +660,21 @@ def _ss_set(state: CData, store_id: CData, key: CData, value: CData, value_len: 
     bridge = _bridge(state)
     data = _abi.read_bytes(value, value_len, "state store value", bridge.max_value_len)
     bridge.set(_read_str(store_id, "state store id"), _read_str(key, "state store key"), data)
-    return _abi.ok_result()
+    return _OK
 
 
 @ffi.def_extern(name="dh_py_ss_delete")  # type: ignore[untyped-decorator]
 @c_callback(_result_error)
 def _ss_delete(state: CData, store_id: CData, key: CData) -> CData:
     _bridge(state).delete(_store_id(store_id), _key(key))
-    return _abi.ok_result()
+    return _OK
 
 
 @ffi.def_extern(name="dh_py_ss_contains_key")  # type: ignore[untyped-decorator]
 @c_callback(_result_error)
 def _ss_contains_key(state: CData, store_id: CData, key: CData) -> CData:
     if _bridge(state).contains_key(_store_id(store_id), _key(key)):
-        return _abi.ok_result()
+        return _OK
     return _abi.error_result(NOT_FOUND)
 
 
@@ -708,7 +710,7 @@ def _ss_get_many(state: CData, store_id: CData, keys: CData, n: int, out_values:
         raise
     for i, item in enumerate(built):
         out_values[i] = item
-    return _abi.ok_result()
+    return _OK
 
 
 @ffi.def_extern(name="dh_py_ss_set_many")  # type: ignore[untyped-decorator]
@@ -722,7 +724,7 @@ def _ss_set_many(
     data = _abi.read_bytes_array(values, value_lens, n, "state store values", bridge.max_value_len)
     if names:
         bridge.set_many(sid, list(zip(names, data, strict=True)))
-    return _abi.ok_result()
+    return _OK
 
 
 @ffi.def_extern(name="dh_py_ss_delete_many")  # type: ignore[untyped-decorator]
@@ -755,7 +757,7 @@ def _ss_list_keys(state: CData, store_id: CData) -> CData:
 @c_callback(_result_error)
 def _ss_store_exists(state: CData, store_id: CData) -> CData:
     if _bridge(state).store_exists(_store_id(store_id)):
-        return _abi.ok_result()
+        return _OK
     return _abi.error_result(NOT_FOUND)
 
 
@@ -769,7 +771,7 @@ def _ss_key_count(state: CData, store_id: CData) -> int:
 @c_callback(_result_error)
 def _ss_sync(state: CData) -> CData:
     _bridge(state).sync()
-    return _abi.ok_result()
+    return _OK
 
 
 @ffi.def_extern(name="dh_py_ss_drop")  # type: ignore[untyped-decorator]

@@ -34,6 +34,8 @@ drops the vtable, ``dh_py_provider_drop`` forgets the key.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import threading
 import weakref
@@ -47,11 +49,11 @@ import anyio.lowlevel
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
 from .._callbacks import c_callback, handles
-from .._notify import Notifier
 from ..errors import DrasiHostError, PayloadFormatError, PluginCallError, PluginProtocolError
 from ..logs import CallbackContext
-from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest, ChangeOp
+from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
+from .receivers import EventChannel
 
 __all__ = [
     "DEFAULT_EVENT_CAPACITY",
@@ -64,9 +66,6 @@ _log = logging.getLogger("drasi_host.bootstrap")
 
 #: Bootstrap events buffered between a plugin provider and the event loop.
 DEFAULT_EVENT_CAPACITY = 256
-#: Records and bytes moved out of a channel per drain.
-_DRAIN_RECORDS = 256
-_DRAIN_BYTES = 4 * 1024 * 1024
 #: Events a Python provider may run ahead of the plugin's ``send_fn``, and how
 #: many are handed to ``send_fn`` per worker-thread call.
 _PROVIDER_BUFFER = 64
@@ -90,118 +89,43 @@ class _BootstrapProvider(Protocol):
     ) -> int: ...
 
 
-# ---- draining a bootstrap-event channel ------------------------------------
-
-
-class _Drain:
-    """Moves events out of one ``DH_KIND_BOOTSTRAP_EVENTS`` channel as
-    :class:`BootstrapEvent` objects (payloads decoded lazily by ``codec``)."""
-
-    def __init__(self, key: int, codec: PayloadCodec | None, label: str) -> None:
-        self.key = key
-        self.codec = codec
-        self.label = label
-        self._records = ffi.new("DhEventRecord[]", _DRAIN_RECORDS)
-        self._arena = ffi.new("uint8_t **")
-        self._arena_len = ffi.new("size_t *")
-        self._ended = ffi.new("int *")
-
-    def __call__(self) -> tuple[list[BootstrapEvent], bool]:
-        """The events queued now, and whether the stream has ended."""
-        n = lib.dh_events_drain(
-            self.key,
-            self._records,
-            _DRAIN_RECORDS,
-            self._arena,
-            self._arena_len,
-            1 if self.codec is not None else 0,
-            MAX_PAYLOAD_SIZE,
-            _DRAIN_BYTES,
-            self._ended,
-        )
-        ended = bool(self._ended[0])
-        if n <= 0:
-            return [], ended
-        arena_ptr = self._arena[0]
-        try:
-            size = int(self._arena_len[0])
-            arena = ffi.buffer(arena_ptr, size)[:] if size else b""
-        finally:
-            if arena_ptr != NULL:
-                lib.free(arena_ptr)
-        return self._events(arena, n), ended
-
-    def _events(self, arena: bytes, n: int) -> list[BootstrapEvent]:
-        codec = self.codec
-        out: list[BootstrapEvent] = []
-        off = 0
-        for i in range(n):
-            r = self._records[i]
-            end = off + r.source_id_len
-            source_id = arena[off:end].decode("utf-8", "replace")
-            off, end = end, end + r.label_len
-            label = arena[off:end].decode("utf-8", "replace")
-            off, end = end, end + r.entity_id_len
-            entity_id = arena[off:end].decode("utf-8", "replace")
-            off = end
-            payload: bytes | None = None
-            flags = r.flags
-            if flags & lib.DH_REC_HAS_PAYLOAD:
-                end = off + r.payload_len
-                payload = arena[off:end]
-                off = end
-            elif flags & lib.DH_REC_OVERSIZE:
-                raise PluginProtocolError(
-                    f"{self.label}: bootstrap event for entity {entity_id!r} has a payload of "
-                    f"{r.payload_len} bytes, over the limit of {MAX_PAYLOAD_SIZE}"
-                )
-            elif codec is not None:
-                raise PluginProtocolError(
-                    f"{self.label}: bootstrap event for entity {entity_id!r} has a NULL payload"
-                )
-            if flags & lib.DH_REC_BAD_HINT:
-                _log.warning("%s: bootstrap event with an invalid routing hint (NULL or oversized)",
-                             self.label)
-            out.append(
-                BootstrapEvent(
-                    source_id, r.timestamp_us, ChangeOp.INSERT, label, entity_id, payload, codec,
-                    r.sequence,
-                )
-            )
-        return out
+# ---- forwarding a bootstrap-event channel ------------------------------------
 
 
 async def _forward(
-    drain: _Drain,
-    notifier: Notifier,
+    channel: EventChannel,
     event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
     errors: list[BaseException],
 ) -> None:
-    """Drain the channel into ``event_tx`` until the stream ends.
+    """Drain ``channel`` into ``event_tx`` until the stream ends.
 
-    Whenever it stops early (the receiving side closed, a bad event, or
-    cancellation) it closes the channel, so the plugin's ``send_fn`` answers
-    non-zero and ``bootstrap_fn`` returns.  Errors are kept in ``errors``
-    rather than raised, so the caller sees them without an exception group.
+    Whenever it stops early (the receiving side closed, an event that breaks
+    the ABI, or cancellation) it closes the channel, so the plugin's
+    ``send_fn`` answers non-zero and ``bootstrap_fn`` returns.  Errors are
+    kept in ``errors`` rather than raised, so the caller sees them without an
+    exception group.
     """
+    batch: collections.deque[Any] = collections.deque()
     finished = False
     try:
         while True:
-            events, ended = drain()
-            for event in events:
-                await event_tx.send(event)
-            if ended:
+            channel.drain(batch)
+            while batch:
+                item = batch.popleft()
+                if isinstance(item, Exception):
+                    raise item
+                await event_tx.send(item)
+            if channel.ended:
                 finished = True
                 return
-            if not events and lib.dh_chan_arm_consumer(drain.key) == 0:
-                await notifier.wait()
+            await channel.wait()
     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
         pass  # the consumer went away: close the channel below
     except Exception as exc:
         errors.append(exc)
     finally:
         if not finished:
-            lib.dh_chan_close(drain.key)
+            channel.close()
 
 
 # ---- a plugin's provider as a Python object ---------------------------------
@@ -311,14 +235,12 @@ class BootstrapProviderProxy:
         context: BootstrapContext,
         event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
     ) -> int:
-        notifier = Notifier()
-        key = lib.dh_chan_new(lib.DH_KIND_BOOTSTRAP_EVENTS, self.event_capacity, notifier.write_fd)
-        if key == 0:
-            notifier.close()
-            raise MemoryError(f"{self.label}: no bootstrap event channel could be created")
+        channel = EventChannel(
+            lib.DH_KIND_BOOTSTRAP_EVENTS, self._codec, self.label, self.event_capacity
+        )
         try:
             sender = ffi.new("FfiBootstrapSender *")
-            lib.dh_bootstrap_sender_init(sender, key)
+            lib.dh_bootstrap_sender_init(sender, channel.key)
             b = Borrowed()
             nodes, n_nodes = b.str_array(request.node_labels)
             relations, n_relations = b.str_array(request.relation_labels)
@@ -338,18 +260,20 @@ class BootstrapProviderProxy:
             errors: list[BaseException] = []
             count = 0
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_forward, _Drain(key, self._codec, self.label), notifier,
-                              event_tx, errors)
+                tg.start_soon(_forward, channel, event_tx, errors)
                 try:
                     count = int(await anyio.to_thread.run_sync(self._vt.bootstrap_fn, *args))
                 finally:
-                    # The caller of bootstrap_fn drops the sender; then the
-                    # stream ends and the forwarder drains what is left.
+                    # The caller of bootstrap_fn drops the sender.  Every send
+                    # has returned, so closing the channel ends the stream:
+                    # the forwarder drains what is queued, then stops.
                     sender.drop_fn(sender.state)
-                    lib.dh_bootstrap_push(_abi.key_ctx(key), NULL)
+                    channel.mark_ended()
         finally:
-            lib.dh_chan_release(key)
-            notifier.close()
+            channel.release()
+        # The wait for bootstrap_fn is shielded: a cancellation that arrived
+        # meanwhile (and cut the stream short) is delivered here.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         if errors:
             raise errors[0]
         if count < 0:
@@ -446,11 +370,10 @@ class _HostProvider:
         sent = 0
 
         async def produce() -> None:
-            async with tx:
-                try:
+            # BrokenResourceError: the plugin stopped taking records.
+            with contextlib.suppress(anyio.BrokenResourceError):
+                async with tx:
                     await self.provider.bootstrap(request, context, tx)
-                except anyio.BrokenResourceError:
-                    pass  # the plugin stopped taking records
 
         try:
             async with anyio.create_task_group() as tg:

@@ -187,7 +187,8 @@ class BootstrapPluginProxy(_Factory):
         vt = ffi.new("BootstrapProviderVtable *", ptr[0])
         lib.free(ptr)
         return BootstrapProviderProxy(vt, plugin_label=self.plugin_label, codec=self._codec,
-                                      media_type=self.payload_format, callbacks=self._callbacks)
+                                      media_type=self.payload_format, callbacks=self._callbacks,
+                                      log_route=self._route)
 
 
 from .bootstrap import BootstrapProviderProxy  # noqa: E402

@@ -12,7 +12,7 @@ from .._abi import NULL, Borrowed, ffi, lib
 from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
 from ..models import DispatchMode, SourceRuntimeContext, SubscriptionSettings
 from ._component import ComponentProxy
-from .receivers import BootstrapReceiverProxy, ChangeReceiverProxy
+from .receivers import DEFAULT_CAPACITY, BootstrapReceiverProxy, ChangeReceiverProxy
 
 __all__ = ["SourceProxy", "SubscriptionResponse"]
 
@@ -51,7 +51,11 @@ class SourceProxy(ComponentProxy):
             context.instance_id, context.source_id, context.state_store, context.identity_provider
         )
 
-    async def subscribe(self, settings: SubscriptionSettings) -> SubscriptionResponse:
+    async def subscribe(
+        self, settings: SubscriptionSettings, *, capacity: int = DEFAULT_CAPACITY
+    ) -> SubscriptionResponse:
+        """Subscribe a query; ``capacity`` is how many events each receiver
+        queues before the plugin's push blocks (back-pressure)."""
         b = Borrowed()
         mark = self._callback_mark()
         ptr = await self._call(
@@ -73,8 +77,10 @@ class SourceProxy(ComponentProxy):
         lib.free(ptr)
         receivers: list[Any] = []
         try:
-            query_id = _abi.take_owned_str(resp.query_id, f"{self.label}: subscription query_id")
-            source_id = _abi.take_owned_str(resp.source_id, f"{self.label}: subscription source_id")
+            try:
+                query_id = _abi.take_owned_str(resp.query_id, f"{self.label}: subscription query_id")
+            finally:
+                source_id = _abi.take_owned_str(resp.source_id, f"{self.label}: subscription source_id")
         except PluginProtocolError:
             self._drop_receivers(resp)
             raise
@@ -87,11 +93,15 @@ class SourceProxy(ComponentProxy):
         if resp.bootstrap_receiver != NULL:
             boot_vt = ffi.new("FfiBootstrapReceiver *", resp.bootstrap_receiver[0])
             lib.free(resp.bootstrap_receiver)
-        receiver = ChangeReceiverProxy(change_vt, codec=self._codec, label=self.label)
+        receiver = ChangeReceiverProxy(
+            change_vt, codec=self._codec, label=self.label, capacity=capacity
+        )
         receivers.append(receiver)
         bootstrap_receiver = None
         if boot_vt is not None:
-            bootstrap_receiver = BootstrapReceiverProxy(boot_vt, codec=self._codec, label=self.label)
+            bootstrap_receiver = BootstrapReceiverProxy(
+                boot_vt, codec=self._codec, label=self.label, capacity=capacity
+            )
             receivers.append(bootstrap_receiver)
         for r in receivers:
             self._release_first(r._finalizer)

@@ -112,8 +112,11 @@ class Descriptor:
         )
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest,
-                               "size": self.size}
+        out: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
         if self.annotations:
@@ -164,8 +167,10 @@ class Manifest:
         layers = self.data.get("layers", [])
         if not isinstance(layers, list):
             raise RegistryError(f"manifest {self.digest}: layers is not a list")
-        return [Descriptor.from_json(layer, f"manifest {self.digest} layer {i}")
-                for i, layer in enumerate(layers)]
+        return [
+            Descriptor.from_json(layer, f"manifest {self.digest} layer {i}")
+            for i, layer in enumerate(layers)
+        ]
 
     def config(self) -> Descriptor | None:
         config = self.data.get("config")
@@ -180,8 +185,10 @@ class Manifest:
         entries = self.data.get("manifests", [])
         if not isinstance(entries, list):
             raise RegistryError(f"index {self.digest}: manifests is not a list")
-        return [Descriptor.from_json(entry, f"index {self.digest} entry {i}")
-                for i, entry in enumerate(entries)]
+        return [
+            Descriptor.from_json(entry, f"index {self.digest} entry {i}")
+            for i, entry in enumerate(entries)
+        ]
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str, digest: str, what: str) -> Manifest:
@@ -230,8 +237,9 @@ class PluginArtifactMetadata:
                 values[field.name] = None
                 continue
             if not isinstance(value, str):
-                raise RegistryError(f"{what}: metadata field {field.name!r} is missing "
-                                    "or not a string")
+                raise RegistryError(
+                    f"{what}: metadata field {field.name!r} is missing or not a string"
+                )
             values[field.name] = value
         return cls(**values)  # type: ignore[arg-type]
 
@@ -274,11 +282,15 @@ def build_manifest(
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def build_index(manifests: Sequence[Descriptor],
-                annotations: Mapping[str, str] | None = None) -> bytes:
+def build_index(
+    manifests: Sequence[Descriptor], annotations: Mapping[str, str] | None = None
+) -> bytes:
     """Serialise an OCI image index."""
-    doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX,
-                           "manifests": [m.to_json() for m in manifests]}
+    doc: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [m.to_json() for m in manifests],
+    }
     if annotations:
         doc["annotations"] = dict(annotations)
     return json.dumps(doc, separators=(",", ":")).encode()
@@ -286,8 +298,7 @@ def build_index(manifests: Sequence[Descriptor],
 
 def descriptor_for(data: bytes, media_type: str, **kwargs: Any) -> Descriptor:
     """The descriptor of ``data``."""
-    return Descriptor(media_type=media_type, digest=sha256_digest(data), size=len(data),
-                      **kwargs)
+    return Descriptor(media_type=media_type, digest=sha256_digest(data), size=len(data), **kwargs)
 
 
 __all__ = [

@@ -41,23 +41,40 @@ EXIT_UNVERIFIED = 2
 
 
 def _add_common(parser: argparse.ArgumentParser, *, verification: bool) -> None:
-    parser.add_argument("--registry", default=DEFAULT_REGISTRY,
-                        help="registry (and namespace) of short references "
-                             f"(default {DEFAULT_REGISTRY})")
-    parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
-                        help="reach HOST (host:port) over plain HTTP; repeatable")
-    parser.add_argument("--username", default=None,
-                        help="registry user (default $DRASI_REGISTRY_USERNAME)")
-    parser.add_argument("--password", default=None,
-                        help="registry password (default $DRASI_REGISTRY_PASSWORD)")
+    parser.add_argument(
+        "--registry",
+        default=DEFAULT_REGISTRY,
+        help=f"registry (and namespace) of short references (default {DEFAULT_REGISTRY})",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="reach HOST (host:port) over plain HTTP; repeatable",
+    )
+    parser.add_argument(
+        "--username", default=None, help="registry user (default $DRASI_REGISTRY_USERNAME)"
+    )
+    parser.add_argument(
+        "--password", default=None, help="registry password (default $DRASI_REGISTRY_PASSWORD)"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="network timeout, seconds")
     if verification:
-        parser.add_argument("--trusted-identity", action="append", default=[],
-                            metavar="ISSUER=PATTERN",
-                            help="accept signatures by this OIDC issuer and subject glob; "
-                                 "repeatable (default: drasi-project GitHub Actions)")
-        parser.add_argument("--trusted-root", default=None, metavar="PATH",
-                            help="Sigstore trusted_root.json (default: the bundled one)")
+        parser.add_argument(
+            "--trusted-identity",
+            action="append",
+            default=[],
+            metavar="ISSUER=PATTERN",
+            help="accept signatures by this OIDC issuer and subject glob; "
+            "repeatable (default: drasi-project GitHub Actions)",
+        )
+        parser.add_argument(
+            "--trusted-root",
+            default=None,
+            metavar="PATH",
+            help="Sigstore trusted_root.json (default: the bundled one)",
+        )
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,8 +82,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     pull = subparsers.add_parser("pull", help="download a plugin from an OCI registry")
     pull.add_argument("ref", help="plugin reference, e.g. source/postgres:0.1.8")
     pull.add_argument("--dest", required=True, help="directory to write the plugin to")
-    pull.add_argument("--no-verify", action="store_true",
-                      help="skip signature verification")
+    pull.add_argument("--no-verify", action="store_true", help="skip signature verification")
     _add_common(pull, verification=True)
     pull.set_defaults(func=_pull)
 
@@ -76,8 +92,12 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     verify.set_defaults(func=_verify)
 
     search = subparsers.add_parser("search", help="search the plugin directory")
-    search.add_argument("query", nargs="?", default="",
-                        help="substring of the kind, or type/kind; empty or * lists all")
+    search.add_argument(
+        "query",
+        nargs="?",
+        default="",
+        help="substring of the kind, or type/kind; empty or * lists all",
+    )
     search.add_argument("--json", action="store_true", help="print JSON")
     _add_common(search, verification=False)
     search.set_defaults(func=_search)
@@ -87,8 +107,12 @@ def _config(args: argparse.Namespace) -> RegistryConfig:
     username = args.username or os.environ.get("DRASI_REGISTRY_USERNAME")
     password = args.password or os.environ.get("DRASI_REGISTRY_PASSWORD")
     auth = RegistryAuth.basic(username, password or "") if username else RegistryAuth.anonymous()
-    return RegistryConfig(default_registry=args.registry, auth=auth,
-                          insecure_registries=list(args.insecure), timeout=args.timeout)
+    return RegistryConfig(
+        default_registry=args.registry,
+        auth=auth,
+        insecure_registries=list(args.insecure),
+        timeout=args.timeout,
+    )
 
 
 def _verifier(args: argparse.Namespace, enabled: bool) -> CosignVerifier:
@@ -100,8 +124,11 @@ def _verifier(args: argparse.Namespace, enabled: bool) -> CosignVerifier:
         if not sep or not issuer or not pattern:
             raise DrasiHostError(f"--trusted-identity {item!r}: expected ISSUER=PATTERN")
         identities.append(TrustedIdentity(issuer=issuer, subject_pattern=pattern))
-    return CosignVerifier(VerificationConfig(enabled=enabled, trusted_identities=identities,
-                                             trusted_root=args.trusted_root))
+    return CosignVerifier(
+        VerificationConfig(
+            enabled=enabled, trusted_identities=identities, trusted_root=args.trusted_root
+        )
+    )
 
 
 def _run(work: Callable[[], Awaitable[int]]) -> int:
@@ -128,8 +155,10 @@ class _ProgressBar:
             return
         self.last = percent
         filled = percent * 30 // 100
-        self.stream.write(f"\r[{'#' * filled}{' ' * (30 - filled)}] {percent:3d}% "
-                          f"{done / 1048576:.1f}/{total / 1048576:.1f} MiB")
+        self.stream.write(
+            f"\r[{'#' * filled}{' ' * (30 - filled)}] {percent:3d}% "
+            f"{done / 1048576:.1f}/{total / 1048576:.1f} MiB"
+        )
         self.stream.flush()
 
     def finish(self) -> None:
@@ -166,8 +195,10 @@ def _pull(args: argparse.Namespace) -> int:
             finally:
                 if bar is not None:
                     bar.finish()
-        print(f"pulled {parsed} -> {result.path} ({result.digest}, {result.size} bytes, "
-              f"signature {_describe(result.verification)})")
+        print(
+            f"pulled {parsed} -> {result.path} ({result.digest}, {result.size} bytes, "
+            f"signature {_describe(result.verification)})"
+        )
         return EXIT_OK
 
     return _run(work)
@@ -192,13 +223,25 @@ def _search(args: argparse.Namespace) -> int:
         async with OciRegistryClient(_config(args)) as client:
             results = await client.search_plugins(args.query)
         if args.json:
-            print(json.dumps([{
-                "type": r.type, "kind": r.kind, "reference": r.reference,
-                "full_reference": r.full_reference,
-                "versions": [{"version": v.version, "suffixes": list(v.suffixes)}
-                             for v in r.versions],
-                "error": r.error,
-            } for r in results], indent=2))
+            print(
+                json.dumps(
+                    [
+                        {
+                            "type": r.type,
+                            "kind": r.kind,
+                            "reference": r.reference,
+                            "full_reference": r.full_reference,
+                            "versions": [
+                                {"version": v.version, "suffixes": list(v.suffixes)}
+                                for v in r.versions
+                            ],
+                            "error": r.error,
+                        }
+                        for r in results
+                    ],
+                    indent=2,
+                )
+            )
         else:
             for r in results:
                 if r.error:

@@ -65,8 +65,14 @@ class FetchResult:
 
 def safe_filename(name: str, what: str) -> str:
     """``name`` if it is a plain file name, else ``RegistryError``."""
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
-            or name != name.strip()):
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or name != name.strip()
+    ):
         raise RegistryError(f"{what}: {name!r} is not a usable file name")
     return name
 
@@ -86,8 +92,7 @@ def _copy_atomically(src: Path, target: Path, max_size: int) -> None:
     size = src.stat().st_size
     if size > max_size:
         raise RegistryError(f"{src}: {size} bytes exceeds the {max_size}-byte limit")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                    dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
@@ -102,7 +107,7 @@ def _copy_atomically(src: Path, target: Path, max_size: int) -> None:
 
 
 def _fetch_file(uri: str, dest: Path, max_size: int) -> FetchResult:
-    src = Path(uri[len("file://"):])
+    src = Path(uri[len("file://") :])
     if not src.is_file():
         raise RegistryError(f"{uri}: not an existing regular file")
     filename = safe_filename(src.name, uri)
@@ -132,33 +137,36 @@ def url_filename(uri: str) -> str:
     return safe_filename(urllib.parse.unquote(segments[-1]), uri)
 
 
-async def _fetch_http(uri: str, dest: Path, max_size: int, timeout: float,
-                      http_client: httpx.AsyncClient | None,
-                      progress: ProgressCallback | None) -> FetchResult:
+async def _fetch_http(
+    uri: str,
+    dest: Path,
+    max_size: int,
+    timeout: float,
+    http_client: httpx.AsyncClient | None,
+    progress: ProgressCallback | None,
+) -> FetchResult:
     filename = url_filename(uri)
     target = dest / filename
     own = http_client is None
-    client = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout),
-                                              follow_redirects=True)
+    client = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             async with client.stream("GET", uri) as response:
                 if not 200 <= response.status_code < 300:
-                    raise RegistryError(f"HTTP {response.status_code} for {uri}: "
-                                        f"{response.reason_phrase}")
+                    raise RegistryError(
+                        f"HTTP {response.status_code} for {uri}: {response.reason_phrase}"
+                    )
                 length = response.headers.get("content-length", "")
                 total = int(length) if length.isdigit() else 0
                 if total > max_size:
-                    raise RegistryError(f"{uri}: {total} bytes exceeds the "
-                                        f"{max_size}-byte limit")
+                    raise RegistryError(f"{uri}: {total} bytes exceeds the {max_size}-byte limit")
                 done = 0
                 async for chunk in response.aiter_bytes(_CHUNK):
                     done += len(chunk)
                     if done > max_size:
-                        raise RegistryError(f"{uri}: the body exceeds the "
-                                            f"{max_size}-byte limit")
+                        raise RegistryError(f"{uri}: the body exceeds the {max_size}-byte limit")
                     out.write(chunk)
                     if progress is not None:
                         progress(done, total)
@@ -207,9 +215,21 @@ async def fetch_plugin(
     resolver = PluginResolver(client, host if host is not None else HostVersionInfo.current())
     resolved = await resolver.resolve(uri)
     result = await client.download_plugin(resolved.reference, dest, progress=progress)
-    return FetchResult(path=result.path, filename=result.path.name, source_type=SourceType.OCI,
-                       uri=uri, digest=result.digest, verification=result.verification)
+    return FetchResult(
+        path=result.path,
+        filename=result.path.name,
+        source_type=SourceType.OCI,
+        uri=uri,
+        digest=result.digest,
+        verification=result.verification,
+    )
 
 
-__all__ = ["FetchResult", "SourceType", "fetch_plugin", "safe_filename", "sidecar_name",
-           "url_filename"]
+__all__ = [
+    "FetchResult",
+    "SourceType",
+    "fetch_plugin",
+    "safe_filename",
+    "sidecar_name",
+    "url_filename",
+]

@@ -195,8 +195,9 @@ def _parse_challenge(header: str | None) -> _Challenge | None:
     if not header:
         return None
     scheme, _, params_text = header.strip().partition(" ")
-    params = {m[1].lower(): (m[2] if m[2] is not None else m[3])
-              for m in _PARAM_RE.finditer(params_text)}
+    params = {
+        m[1].lower(): (m[2] if m[2] is not None else m[3]) for m in _PARAM_RE.finditer(params_text)
+    }
     if scheme.lower() == "bearer":
         if not params.get("realm"):
             return None
@@ -234,8 +235,9 @@ def _describe(exc: BaseException) -> str:
 class OciRegistryClient:
     """Reads (and, for publishing, writes) plugin artifacts in OCI registries."""
 
-    def __init__(self, config: RegistryConfig | None = None,
-                 verifier: CosignVerifier | None = None) -> None:
+    def __init__(
+        self, config: RegistryConfig | None = None, verifier: CosignVerifier | None = None
+    ) -> None:
         self.config = config if config is not None else RegistryConfig()
         self.verifier = verifier
         self._http = httpx.AsyncClient(
@@ -252,8 +254,12 @@ class OciRegistryClient:
     async def __aenter__(self) -> OciRegistryClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -276,27 +282,35 @@ class OciRegistryClient:
     # -- transport -------------------------------------------------------------
 
     def _backoff(self, attempt: int, response: httpx.Response | None) -> float:
-        delay = min(self.config.backoff_base * (2.0 ** attempt), self.config.backoff_max)
+        delay = min(self.config.backoff_base * (2.0**attempt), self.config.backoff_max)
         if response is not None:
             retry_after = response.headers.get("retry-after", "")
             if retry_after.isdigit():
                 delay = min(max(delay, float(retry_after)), self.config.backoff_max)
         return delay
 
-    async def _send_raw(self, method: str, url: str | httpx.URL, *, what: str,
-                        headers: Mapping[str, str] | None = None,
-                        content: bytes | None = None) -> httpx.Response:
+    async def _send_raw(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
         """One exchange with retries; returns the (unread, streaming) response."""
         attempt = 0
         while True:
-            request = self._http.build_request(method, url, headers=dict(headers or {}),
-                                               content=content)
+            request = self._http.build_request(
+                method, url, headers=dict(headers or {}), content=content
+            )
             try:
                 response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 if attempt >= self.config.max_retries:
                     raise RegistryError(
-                        f"{what}: {_describe(exc)} (after {attempt + 1} attempts)") from exc
+                        f"{what}: {_describe(exc)} (after {attempt + 1} attempts)"
+                    ) from exc
                 log.debug("%s: %s; retrying", what, _describe(exc))
                 await anyio.sleep(self._backoff(attempt, None))
                 attempt += 1
@@ -321,14 +335,14 @@ class OciRegistryClient:
         if response.status_code == 401:
             challenge = _parse_challenge(response.headers.get("www-authenticate"))
         elif response.status_code >= 400 and response.status_code != 404:
-            raise RegistryError(f"GET {url}: HTTP {response.status_code} "
-                                f"{response.reason_phrase}")
+            raise RegistryError(f"GET {url}: HTTP {response.status_code} {response.reason_phrase}")
         challenge = challenge or _Challenge("none")
         self._challenges[registry] = challenge
         return challenge
 
-    async def _token(self, registry: str, repository: str, actions: str,
-                     challenge: _Challenge) -> str:
+    async def _token(
+        self, registry: str, repository: str, actions: str, challenge: _Challenge
+    ) -> str:
         key = (registry, repository, actions)
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > time.monotonic():
@@ -348,16 +362,19 @@ class OciRegistryClient:
             if url.scheme != "https" and url.netloc.decode() not in self.config.insecure_registries:
                 raise RegistryError(
                     f"{registry}: refusing to send credentials to the plain-HTTP token "
-                    f"realm {challenge.realm} (list its host in insecure_registries)")
+                    f"realm {challenge.realm} (list its host in insecure_registries)"
+                )
             headers["Authorization"] = basic
         what = f"token request to {challenge.realm} for {scope}"
         response = await self._send_raw("GET", url, what=what, headers=headers)
         try:
             if response.status_code != 200:
-                hint = (": check the registry credentials"
-                        if response.status_code in (401, 403) else "")
-                raise RegistryError(f"{what}: HTTP {response.status_code} "
-                                    f"{response.reason_phrase}{hint}")
+                hint = (
+                    ": check the registry credentials" if response.status_code in (401, 403) else ""
+                )
+                raise RegistryError(
+                    f"{what}: HTTP {response.status_code} {response.reason_phrase}{hint}"
+                )
             body = await self._read_capped(response, self.config.max_manifest_size, what)
         finally:
             await response.aclose()
@@ -389,17 +406,25 @@ class OciRegistryClient:
             return {"Authorization": f"Bearer {token}"}
         return {}
 
-    async def _send(self, method: str, ref: PluginReference, url: str | httpx.URL, *,
-                    what: str, actions: str = "pull",
-                    headers: Mapping[str, str] | None = None,
-                    content: bytes | None = None) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        ref: PluginReference,
+        url: str | httpx.URL,
+        *,
+        what: str,
+        actions: str = "pull",
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
         """An authenticated exchange; returns the unread response (caller closes it)."""
         reauthenticated = False
         while True:
             all_headers = dict(headers or {})
             all_headers.update(await self._auth_headers(ref, actions))
-            response = await self._send_raw(method, url, what=what, headers=all_headers,
-                                            content=content)
+            response = await self._send_raw(
+                method, url, what=what, headers=all_headers, content=content
+            )
             if response.status_code != 401 or reauthenticated:
                 return response
             challenge = _parse_challenge(response.headers.get("www-authenticate"))
@@ -411,12 +436,20 @@ class OciRegistryClient:
             self._tokens.pop((ref.registry, ref.repository, actions), None)
 
     @contextlib.asynccontextmanager
-    async def _open(self, method: str, ref: PluginReference, url: str | httpx.URL, *,
-                    what: str, actions: str = "pull",
-                    headers: Mapping[str, str] | None = None,
-                    content: bytes | None = None) -> AsyncIterator[httpx.Response]:
-        response = await self._send(method, ref, url, what=what, actions=actions,
-                                    headers=headers, content=content)
+    async def _open(
+        self,
+        method: str,
+        ref: PluginReference,
+        url: str | httpx.URL,
+        *,
+        what: str,
+        actions: str = "pull",
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        response = await self._send(
+            method, ref, url, what=what, actions=actions, headers=headers, content=content
+        )
         try:
             yield response
         finally:
@@ -425,8 +458,9 @@ class OciRegistryClient:
     async def _read_capped(self, response: httpx.Response, cap: int, what: str) -> bytes:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > cap:
-            raise RegistryError(f"{what}: the response ({length} bytes) exceeds the "
-                                f"{cap}-byte limit")
+            raise RegistryError(
+                f"{what}: the response ({length} bytes) exceeds the {cap}-byte limit"
+            )
         chunks: list[bytes] = []
         total = 0
         try:
@@ -450,10 +484,14 @@ class OciRegistryClient:
                     detail = " (" + "; ".join(messages) + ")"
         hint = ""
         if response.status_code in (401, 403):
-            hint = (": authentication required" if self.config.auth.is_anonymous
-                    else ": check the registry credentials")
-        return RegistryError(f"{what}: HTTP {response.status_code} "
-                             f"{response.reason_phrase}{detail}{hint}")
+            hint = (
+                ": authentication required"
+                if self.config.auth.is_anonymous
+                else ": check the registry credentials"
+            )
+        return RegistryError(
+            f"{what}: HTTP {response.status_code} {response.reason_phrase}{detail}{hint}"
+        )
 
     # -- reading ---------------------------------------------------------------
 
@@ -514,14 +552,14 @@ class OciRegistryClient:
         if header_digest:
             check_digest_syntax(header_digest, f"{what}: Docker-Content-Digest")
             if not digest_matches(raw, header_digest):
-                raise RegistryError(f"{what}: the manifest does not match its "
-                                    f"Docker-Content-Digest {header_digest}")
+                raise RegistryError(
+                    f"{what}: the manifest does not match its Docker-Content-Digest {header_digest}"
+                )
         digest = sha256_digest(raw)
         if parsed.digest:
             check_digest_syntax(parsed.digest, what)
             if not digest_matches(raw, parsed.digest):
-                raise RegistryError(f"{what}: the manifest does not match the requested "
-                                    f"digest")
+                raise RegistryError(f"{what}: the manifest does not match the requested digest")
             digest = parsed.digest
         return Manifest.parse(raw, content_type, digest, what)
 
@@ -550,8 +588,9 @@ class OciRegistryClient:
         check_digest_syntax(digest, f"referrers of {parsed}")
         what = f"get referrers of {parsed.registry}/{parsed.repository}@{digest}"
         url = self._url(parsed, f"referrers/{digest}")
-        async with self._open("GET", parsed, url, what=what,
-                              headers={"Accept": OCI_INDEX}) as response:
+        async with self._open(
+            "GET", parsed, url, what=what, headers={"Accept": OCI_INDEX}
+        ) as response:
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
@@ -562,8 +601,9 @@ class OciRegistryClient:
             raise RegistryError(f"{what}: the response is not an image index")
         return manifest
 
-    async def fetch_blob(self, ref: str | PluginReference, descriptor: Descriptor,
-                         max_size: int | None = None) -> bytes:
+    async def fetch_blob(
+        self, ref: str | PluginReference, descriptor: Descriptor, max_size: int | None = None
+    ) -> bytes:
         """A blob into memory, size-capped and checked against its descriptor."""
         parsed = self.parse(ref)
         cap = self.config.max_blob_size if max_size is None else max_size
@@ -576,8 +616,9 @@ class OciRegistryClient:
                 raise await self._status_error(response, what)
             data = await self._read_capped(response, descriptor.size, what)
         if len(data) != descriptor.size:
-            raise RegistryError(f"{what}: got {len(data)} bytes, the descriptor says "
-                                f"{descriptor.size}")
+            raise RegistryError(
+                f"{what}: got {len(data)} bytes, the descriptor says {descriptor.size}"
+            )
         if not digest_matches(data, descriptor.digest):
             raise RegistryError(f"{what}: the content does not match its digest")
         return data
@@ -591,15 +632,20 @@ class OciRegistryClient:
         platform = triple_to_platform(triple) if triple else None
         for entry in top.manifests():
             p = entry.platform or {}
-            if (platform is not None and p.get("os") == platform.os
-                    and p.get("architecture") == platform.architecture
-                    and entry.media_type not in (OCI_INDEX,)):
+            if (
+                platform is not None
+                and p.get("os") == platform.os
+                and p.get("architecture") == platform.architecture
+                and entry.media_type not in (OCI_INDEX,)
+            ):
                 child = await self.get_manifest(parsed.with_digest(entry.digest))
                 if child.is_index:
                     break
                 return top, child
-        raise RegistryError(f"{parsed} is an image index with no manifest for this "
-                            f"platform ({platform or 'unknown'})")
+        raise RegistryError(
+            f"{parsed} is an image index with no manifest for this "
+            f"platform ({platform or 'unknown'})"
+        )
 
     async def fetch_metadata(self, ref: str | PluginReference) -> PluginArtifactMetadata:
         """The plugin's metadata layer (the binary is not downloaded)."""
@@ -639,23 +685,28 @@ class OciRegistryClient:
                 plugin_tags = await self.list_tags(PluginReference(host, plugin_repo))
             except RegistryError as exc:
                 log.warning("cannot list the versions of %s: %s", full, exc)
-                results.append(PluginSearchResult(plugin_type, kind, short, full,
-                                                  error=str(exc)))
+                results.append(PluginSearchResult(plugin_type, kind, short, full, error=str(exc)))
                 continue
             grouped: dict[str, list[str]] = {}
             for plugin_tag in plugin_tags:
                 split = strip_arch_suffix(plugin_tag)
                 if split is not None:
                     grouped.setdefault(split[0], []).append(split[1])
-            versions = tuple(PluginVersion(v, tuple(sorted(grouped[v])))
-                             for v in sorted(grouped, key=version_sort_key))
+            versions = tuple(
+                PluginVersion(v, tuple(sorted(grouped[v])))
+                for v in sorted(grouped, key=version_sort_key)
+            )
             results.append(PluginSearchResult(plugin_type, kind, short, full, versions))
         return results
 
     # -- downloading -------------------------------------------------------------
 
-    async def download_plugin(self, ref: str | PluginReference, dest_dir: str | os.PathLike[str],
-                              progress: ProgressCallback | None = None) -> DownloadResult:
+    async def download_plugin(
+        self,
+        ref: str | PluginReference,
+        dest_dir: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+    ) -> DownloadResult:
         """Verify (when a verifier is enabled), then download the plugin binary.
 
         The file is named after the ``io.drasi.plugin.type``/``kind`` annotations
@@ -676,41 +727,56 @@ class OciRegistryClient:
                 reason = f": {verification.reason}" if verification.reason else ""
                 raise SignatureVerificationError(
                     f"{parsed}: signature verification failed "
-                    f"({verification.status.value}){reason}", verification)
+                    f"({verification.status.value}){reason}",
+                    verification,
+                )
         annotations = manifest.annotations
         plugin_type, kind = annotations.get(ANN_TYPE, ""), annotations.get(ANN_KIND, "")
         for name, value in ((ANN_TYPE, plugin_type), (ANN_KIND, kind)):
             if not SAFE_NAME_RE.fullmatch(value):
-                raise RegistryError(f"{parsed}: annotation {name}={value!r} is not a valid "
-                                    f"plugin name ([a-z0-9][a-z0-9_-]*)")
+                raise RegistryError(
+                    f"{parsed}: annotation {name}={value!r} is not a valid "
+                    f"plugin name ([a-z0-9][a-z0-9_-]*)"
+                )
         layers = manifest.layers()
         if not layers:
             raise RegistryError(f"{parsed}: the artifact has no layers")
         for layer in layers:
             if layer.media_type not in PLUGIN_LAYER_TYPES:
-                raise RegistryError(f"{parsed}: unexpected layer media type "
-                                    f"{layer.media_type!r}")
+                raise RegistryError(f"{parsed}: unexpected layer media type {layer.media_type!r}")
         binary = next((layer for layer in layers if layer.media_type == PLUGIN_BINARY), None)
         if binary is None:
             raise RegistryError(f"{parsed}: the artifact has no {PLUGIN_BINARY} layer")
         if binary.size > self.config.max_plugin_size:
-            raise RegistryError(f"{parsed}: the plugin binary ({binary.size} bytes) exceeds "
-                                f"the {self.config.max_plugin_size}-byte limit")
+            raise RegistryError(
+                f"{parsed}: the plugin binary ({binary.size} bytes) exceeds "
+                f"the {self.config.max_plugin_size}-byte limit"
+            )
         dest = Path(dest_dir)
         filename = library_filename(plugin_type, kind)
         target = dest / filename
         if target.parent != dest or Path(filename).name != filename:
             raise RegistryError(f"{parsed}: unsafe file name {filename!r}")
-        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"{parsed}: cannot create {dest}: {exc}") from exc
         await self._stream_to_file(parsed, binary, target, progress)
-        return DownloadResult(path=target, digest=top.digest, verification=verification,
-                              size=binary.size)
+        return DownloadResult(
+            path=target, digest=top.digest, verification=verification, size=binary.size
+        )
 
-    async def _stream_to_file(self, parsed: PluginReference, blob: Descriptor, target: Path,
-                              progress: ProgressCallback | None) -> None:
+    async def _stream_to_file(
+        self,
+        parsed: PluginReference,
+        blob: Descriptor,
+        target: Path,
+        progress: ProgressCallback | None,
+    ) -> None:
         what = f"download {blob.digest} of {parsed}"
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                        dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent
+        )
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -726,21 +792,27 @@ class OciRegistryClient:
                         async for chunk in response.aiter_bytes(_CHUNK):
                             done += len(chunk)
                             if done > blob.size:
-                                raise RegistryError(f"{what}: more data than the "
-                                                    f"{blob.size} bytes the descriptor says")
+                                raise RegistryError(
+                                    f"{what}: more data than the "
+                                    f"{blob.size} bytes the descriptor says"
+                                )
                             hasher.update(chunk)
                             fh.write(chunk)
                             if progress is not None:
                                 progress(done, blob.size)
                     except httpx.HTTPError as exc:
-                        raise RegistryError(f"{what}: interrupted after {done} bytes: "
-                                            f"{_describe(exc)}") from exc
+                        raise RegistryError(
+                            f"{what}: interrupted after {done} bytes: {_describe(exc)}"
+                        ) from exc
                 if done != blob.size:
-                    raise RegistryError(f"{what}: got {done} bytes, the descriptor says "
-                                        f"{blob.size}")
+                    raise RegistryError(
+                        f"{what}: got {done} bytes, the descriptor says {blob.size}"
+                    )
                 if hasher.hexdigest() != blob.digest.partition(":")[2]:
-                    raise RegistryError(f"{what}: the content does not match its digest "
-                                        f"(tampered or corrupted layer)")
+                    raise RegistryError(
+                        f"{what}: the content does not match its digest "
+                        f"(tampered or corrupted layer)"
+                    )
                 fh.flush()
                 await anyio.to_thread.run_sync(os.fsync, fh.fileno())
             os.chmod(tmp, 0o755)
@@ -767,16 +839,19 @@ class OciRegistryClient:
         (media type ``application/octet-stream``; callers set their own)."""
         parsed = self.parse(ref)
         digest = sha256_digest(data)
-        descriptor = Descriptor(media_type="application/octet-stream", digest=digest,
-                                size=len(data))
+        descriptor = Descriptor(
+            media_type="application/octet-stream", digest=digest, size=len(data)
+        )
         what = f"push blob {digest} to {parsed.registry}/{parsed.repository}"
         rw = "pull,push"
-        async with self._open("HEAD", parsed, self._url(parsed, f"blobs/{digest}"),
-                              what=what, actions=rw) as response:
+        async with self._open(
+            "HEAD", parsed, self._url(parsed, f"blobs/{digest}"), what=what, actions=rw
+        ) as response:
             if response.status_code == 200:
                 return descriptor
-        async with self._open("POST", parsed, self._url(parsed, "blobs/uploads/"),
-                              what=what, actions=rw) as response:
+        async with self._open(
+            "POST", parsed, self._url(parsed, "blobs/uploads/"), what=what, actions=rw
+        ) as response:
             if response.status_code != 202:
                 raise await self._status_error(response, what)
             location = response.headers.get("location")
@@ -785,28 +860,35 @@ class OciRegistryClient:
             raise RegistryError(f"{what}: the upload session has no Location")
         upload = base.join(location).copy_merge_params({"digest": digest})
         headers = {"Content-Type": "application/octet-stream"}
-        async with self._open("PUT", parsed, upload, what=what, actions=rw, headers=headers,
-                              content=data) as response:
+        async with self._open(
+            "PUT", parsed, upload, what=what, actions=rw, headers=headers, content=data
+        ) as response:
             if response.status_code not in (201, 204):
                 raise await self._status_error(response, what)
         return descriptor
 
-    async def push_manifest(self, ref: str | PluginReference, manifest: bytes,
-                            media_type: str) -> str:
+    async def push_manifest(
+        self, ref: str | PluginReference, manifest: bytes, media_type: str
+    ) -> str:
         """Store ``manifest`` under the tag (or digest) of ``ref``; returns its digest."""
         parsed = self.parse(ref)
         digest = sha256_digest(manifest)
         what = f"push manifest {parsed}"
         url = self._url(parsed, f"manifests/{parsed.tag or parsed.digest or digest}")
-        async with self._open("PUT", parsed, url, what=what, actions="pull,push",
-                              headers={"Content-Type": media_type},
-                              content=manifest) as response:
+        async with self._open(
+            "PUT",
+            parsed,
+            url,
+            what=what,
+            actions="pull,push",
+            headers={"Content-Type": media_type},
+            content=manifest,
+        ) as response:
             if response.status_code not in (200, 201, 204):
                 raise await self._status_error(response, what)
             returned = response.headers.get("docker-content-digest")
         if returned and returned != digest:
-            raise RegistryError(f"{what}: the registry stored digest {returned}, "
-                                f"expected {digest}")
+            raise RegistryError(f"{what}: the registry stored digest {returned}, expected {digest}")
         return digest
 
 

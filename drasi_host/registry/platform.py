@@ -28,8 +28,13 @@ _ARCHES: dict[str, tuple[str, str | None]] = {
     "ppc64le": ("ppc64le", None),
 }
 
-_OSES = {"linux": "linux", "windows": "windows", "darwin": "darwin", "apple": "darwin",
-         "freebsd": "freebsd"}
+_OSES = {
+    "linux": "linux",
+    "windows": "windows",
+    "darwin": "darwin",
+    "apple": "darwin",
+    "freebsd": "freebsd",
+}
 
 _PLATFORM_TRIPLES: dict[tuple[str, str], str] = {
     ("linux", "amd64"): "x86_64-unknown-linux-gnu",
@@ -155,9 +160,18 @@ def strip_arch_suffix(tag: str) -> tuple[str, str] | None:
 
 
 _MACHINES = {
-    "x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64",
-    "armv7l": "armv7", "armv7": "armv7", "i686": "i686", "i386": "i686", "x86": "i686",
-    "riscv64": "riscv64gc", "s390x": "s390x", "ppc64le": "powerpc64le",
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+    "armv7l": "armv7",
+    "armv7": "armv7",
+    "i686": "i686",
+    "i386": "i686",
+    "x86": "i686",
+    "riscv64": "riscv64gc",
+    "s390x": "s390x",
+    "ppc64le": "powerpc64le",
 }
 
 

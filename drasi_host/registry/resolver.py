@@ -62,8 +62,9 @@ class HostVersionInfo:
     target_triple: str
 
     @classmethod
-    def current(cls, *, core_version: str | None = None,
-                lib_version: str | None = None) -> HostVersionInfo:
+    def current(
+        cls, *, core_version: str | None = None, lib_version: str | None = None
+    ) -> HostVersionInfo:
         """This host: ``drasi_host.HOST_SDK_VERSION`` and ``host_target_triple()``.
 
         The core and lib versions default to ``drasi_host.HOST_CORE_VERSION`` /
@@ -77,12 +78,17 @@ class HostVersionInfo:
             raise RegistryError(
                 "cannot determine this host's versions: drasi_host.HOST_SDK_VERSION and "
                 "drasi_host.host_target_triple() are not available; build HostVersionInfo "
-                "explicitly")
+                "explicitly"
+            )
         triple = str(triple_fn())
         core = core_version or getattr(drasi_host, "HOST_CORE_VERSION", None) or sdk_version
         lib = lib_version or getattr(drasi_host, "HOST_LIB_VERSION", None) or sdk_version
-        return cls(sdk_version=sdk_version, core_version=str(core), lib_version=str(lib),
-                   target_triple=triple)
+        return cls(
+            sdk_version=sdk_version,
+            core_version=str(core),
+            lib_version=str(lib),
+            target_triple=triple,
+        )
 
 
 @attrs.frozen
@@ -104,9 +110,11 @@ def compatibility_problems(annotations: Mapping[str, str], host: HostVersionInfo
     """Why an artifact with these manifest annotations does not fit ``host``
     (empty when it fits)."""
     problems: list[str] = []
-    for key, wanted in ((ANN_SDK_VERSION, host.sdk_version),
-                        (ANN_CORE_VERSION, host.core_version),
-                        (ANN_LIB_VERSION, host.lib_version)):
+    for key, wanted in (
+        (ANN_SDK_VERSION, host.sdk_version),
+        (ANN_CORE_VERSION, host.core_version),
+        (ANN_LIB_VERSION, host.lib_version),
+    ):
         value = annotations.get(key)
         if value is None:
             problems.append(f"{key} missing")
@@ -126,8 +134,9 @@ class PluginResolver:
         self.client = client
         self.host = host
 
-    def _resolved(self, parsed: PluginReference, manifest: Manifest,
-                  tag: str | None) -> ResolvedPlugin:
+    def _resolved(
+        self, parsed: PluginReference, manifest: Manifest, tag: str | None
+    ) -> ResolvedPlugin:
         annotations = manifest.annotations
         platform = triple_to_platform(self.host.target_triple)
         if tag is not None:
@@ -135,8 +144,9 @@ class PluginResolver:
             version = split[0] if split else tag
         else:
             version = annotations.get(ANN_VERSION, "")
-        filename = library_filename(annotations.get(ANN_TYPE, ""), annotations.get(ANN_KIND, ""),
-                                    self.host.target_triple)
+        filename = library_filename(
+            annotations.get(ANN_TYPE, ""), annotations.get(ANN_KIND, ""), self.host.target_triple
+        )
         return ResolvedPlugin(
             reference=f"{parsed.registry}/{parsed.repository}@{manifest.digest}",
             version=version,
@@ -162,22 +172,26 @@ class PluginResolver:
         parsed = self.client.parse(ref)
         suffixes = tag_suffixes(self.host.target_triple)
         if not suffixes:
-            raise RegistryError(f"{parsed}: this host's target triple "
-                                f"{self.host.target_triple!r} has no published platform")
+            raise RegistryError(
+                f"{parsed}: this host's target triple "
+                f"{self.host.target_triple!r} has no published platform"
+            )
         if parsed.digest:
             manifest, problems = await self._check(parsed)
             if manifest is None:
                 raise RegistryError(f"{parsed}: not found")
             if problems:
-                raise RegistryError(f"{parsed} is incompatible with this host: "
-                                    + "; ".join(problems))
+                raise RegistryError(
+                    f"{parsed} is incompatible with this host: " + "; ".join(problems)
+                )
             return self._resolved(parsed, manifest, parsed.tag)
         if parsed.tag:
             return await self._resolve_tag(parsed, parsed.tag, suffixes)
         return await self._resolve_latest(parsed, suffixes)
 
-    async def _resolve_tag(self, parsed: PluginReference, version: str,
-                           suffixes: list[str]) -> ResolvedPlugin:
+    async def _resolve_tag(
+        self, parsed: PluginReference, version: str, suffixes: list[str]
+    ) -> ResolvedPlugin:
         tried: list[str] = []
         for suffix in suffixes:
             tag = f"{version}-{suffix}"
@@ -186,14 +200,17 @@ class PluginResolver:
                 tried.append(tag)
                 continue
             if problems:
-                raise RegistryError(f"{parsed.with_tag(tag)} is incompatible with this host "
-                                    f"({self.host.target_triple}): " + "; ".join(problems))
+                raise RegistryError(
+                    f"{parsed.with_tag(tag)} is incompatible with this host "
+                    f"({self.host.target_triple}): " + "; ".join(problems)
+                )
             return self._resolved(parsed, manifest, tag)
-        raise RegistryError(f"{parsed}: no artifact for this platform "
-                            f"({self.host.target_triple}); tags tried: {', '.join(tried)}")
+        raise RegistryError(
+            f"{parsed}: no artifact for this platform "
+            f"({self.host.target_triple}); tags tried: {', '.join(tried)}"
+        )
 
-    async def _resolve_latest(self, parsed: PluginReference,
-                              suffixes: list[str]) -> ResolvedPlugin:
+    async def _resolve_latest(self, parsed: PluginReference, suffixes: list[str]) -> ResolvedPlugin:
         tags = await self.client.list_tags(parsed)
         rejected: list[str] = []
         for suffix in suffixes:
@@ -231,7 +248,8 @@ class PluginResolver:
             f"{parsed}: no compatible version found for {self.host.target_triple} "
             f"(suffixes {', '.join(suffixes)}; host sdk {self.host.sdk_version}, core "
             f"{self.host.core_version}, lib {self.host.lib_version}). Tags seen: {seen}. "
-            f"Rejected: {why}")
+            f"Rejected: {why}"
+        )
 
 
 __all__ = ["HostVersionInfo", "PluginResolver", "ResolvedPlugin", "compatibility_problems"]

@@ -52,9 +52,14 @@ def _bundle_layer(manifest: Manifest) -> Descriptor | None:
     return None
 
 
-async def _bundles_from_index(client: OciRegistryClient, repo: PluginReference,
-                              index: Manifest, subject: str, seen: set[str],
-                              max_entries: int) -> list[BundleMaterial]:
+async def _bundles_from_index(
+    client: OciRegistryClient,
+    repo: PluginReference,
+    index: Manifest,
+    subject: str,
+    seen: set[str],
+    max_entries: int,
+) -> list[BundleMaterial]:
     from drasi_host.registry.cosign import BundleMaterial
 
     found: list[BundleMaterial] = []
@@ -66,8 +71,12 @@ async def _bundles_from_index(client: OciRegistryClient, repo: PluginReference,
             continue
         count += 1
         if count > max_entries:
-            log.warning("%s: more than %d signature candidates for %s; the rest are ignored",
-                        repo, max_entries, subject)
+            log.warning(
+                "%s: more than %d signature candidates for %s; the rest are ignored",
+                repo,
+                max_entries,
+                subject,
+            )
             break
         seen.add(entry.digest)
         manifest = await client.get_manifest(repo.with_digest(entry.digest))
@@ -76,7 +85,9 @@ async def _bundles_from_index(client: OciRegistryClient, repo: PluginReference,
             continue
         declared_subject = manifest.data.get("subject")
         if isinstance(declared_subject, dict) and declared_subject.get("digest") not in (
-                None, subject):
+            None,
+            subject,
+        ):
             log.debug("%s: %s refers to another subject; ignored", repo, entry.digest)
             continue
         found.append(BundleMaterial(bundle=await client.fetch_blob(repo, layer)))
@@ -101,31 +112,42 @@ async def fetch_signature_materials(
 
     referrers = await client.get_referrers(repo, digest)
     if referrers is not None:
-        materials.extend(await _bundles_from_index(client, repo, referrers, digest, seen,
-                                                   max_entries))
+        materials.extend(
+            await _bundles_from_index(client, repo, referrers, digest, seen, max_entries)
+        )
 
     fallback = await client.find_manifest(repo.with_tag(f"{algorithm}-{hex_digest}"))
     if fallback is not None:
         if fallback.is_index:
-            materials.extend(await _bundles_from_index(client, repo, fallback, digest, seen,
-                                                       max_entries))
+            materials.extend(
+                await _bundles_from_index(client, repo, fallback, digest, seen, max_entries)
+            )
         else:
-            log.debug("%s: tag %s-%s is not an image index; ignored", repo, algorithm,
-                      hex_digest)
+            log.debug("%s: tag %s-%s is not an image index; ignored", repo, algorithm, hex_digest)
 
     classic = await client.find_manifest(repo.with_tag(f"{algorithm}-{hex_digest}.sig"))
     if classic is not None and not classic.is_index:
-        layers = [layer for layer in classic.layers()
-                  if layer.media_type in SIMPLESIGNING_LAYER_TYPES]
+        layers = [
+            layer for layer in classic.layers() if layer.media_type in SIMPLESIGNING_LAYER_TYPES
+        ]
         if len(layers) > max_entries:
-            log.warning("%s: more than %d simplesigning layers for %s; the rest are ignored",
-                        repo, max_entries, digest)
+            log.warning(
+                "%s: more than %d simplesigning layers for %s; the rest are ignored",
+                repo,
+                max_entries,
+                digest,
+            )
         for layer in layers[:max_entries]:
             payload = await client.fetch_blob(repo, layer)
-            materials.append(SimpleSigningMaterial(payload=payload,
-                                                   annotations=dict(layer.annotations)))
+            materials.append(
+                SimpleSigningMaterial(payload=payload, annotations=dict(layer.annotations))
+            )
     return materials
 
 
-__all__ = ["BUNDLE_MARKER", "SIMPLESIGNING_LAYER_TYPES", "SIMPLESIGNING_MEDIA_TYPE",
-           "fetch_signature_materials"]
+__all__ = [
+    "BUNDLE_MARKER",
+    "SIMPLESIGNING_LAYER_TYPES",
+    "SIMPLESIGNING_MEDIA_TYPE",
+    "fetch_signature_materials",
+]

@@ -162,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> None:
+        # Logged before answering, so a client that has its answer sees the entry.
+        with self.state.lock:
+            self.state.log.append((self.command, self.path, status))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -170,8 +173,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        with self.state.lock:
-            self.state.log.append((self.command, self.path, status))
 
     def _error(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None

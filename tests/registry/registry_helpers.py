@@ -100,38 +100,49 @@ COSIGN_CONFIG = "application/vnd.oci.image.config.v1+json"
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 
 
-async def push_bundle(client: OciRegistryClient, repo: str, subject: Descriptor,
-                      bundle: bytes, media_type: str = BUNDLE_V03) -> Descriptor:
+async def push_bundle(
+    client: OciRegistryClient,
+    repo: str,
+    subject: Descriptor,
+    bundle: bytes,
+    media_type: str = BUNDLE_V03,
+) -> Descriptor:
     """Store a bundle the way cosign's new bundle format does (a manifest whose
     ``subject`` is the artifact), untagged; returns the manifest's descriptor."""
     config = await client.push_blob(repo, b"{}")
     layer = await client.push_blob(repo, bundle)
-    manifest = build_manifest(attrs.evolve(config, media_type=OCI_EMPTY),
-                              [attrs.evolve(layer, media_type=media_type)],
-                              {"dev.sigstore.bundle.content": "dsse-envelope"},
-                              artifact_type=media_type, subject=subject)
-    digest = await client.push_manifest(f"{repo}@{sha256_digest(manifest)}", manifest,
-                                        OCI_MANIFEST)
+    manifest = build_manifest(
+        attrs.evolve(config, media_type=OCI_EMPTY),
+        [attrs.evolve(layer, media_type=media_type)],
+        {"dev.sigstore.bundle.content": "dsse-envelope"},
+        artifact_type=media_type,
+        subject=subject,
+    )
+    digest = await client.push_manifest(f"{repo}@{sha256_digest(manifest)}", manifest, OCI_MANIFEST)
     return Descriptor(OCI_MANIFEST, digest, len(manifest), artifact_type=media_type)
 
 
-async def push_referrers_tag(client: OciRegistryClient, repo: str, subject_digest: str,
-                             entries: list[Descriptor]) -> None:
+async def push_referrers_tag(
+    client: OciRegistryClient, repo: str, subject_digest: str, entries: list[Descriptor]
+) -> None:
     """The referrers tag fallback: an index tagged ``sha256-<hex>``."""
     tag = subject_digest.replace(":", "-")
     await client.push_manifest(f"{repo}:{tag}", build_index(entries), OCI_INDEX)
 
 
-async def push_simplesigning(client: OciRegistryClient, repo: str, subject_digest: str,
-                             layers: list[tuple[bytes, dict[str, str]]],
-                             media_type: str = SIMPLESIGNING) -> None:
+async def push_simplesigning(
+    client: OciRegistryClient,
+    repo: str,
+    subject_digest: str,
+    layers: list[tuple[bytes, dict[str, str]]],
+    media_type: str = SIMPLESIGNING,
+) -> None:
     """The classic cosign layout: a manifest tagged ``sha256-<hex>.sig``."""
     config = await client.push_blob(repo, b'{"architecture":"","os":""}')
     descriptors = []
     for payload, layer_annotations in layers:
         blob = await client.push_blob(repo, payload)
-        descriptors.append(attrs.evolve(blob, media_type=media_type,
-                                        annotations=layer_annotations))
+        descriptors.append(attrs.evolve(blob, media_type=media_type, annotations=layer_annotations))
     manifest = build_manifest(attrs.evolve(config, media_type=COSIGN_CONFIG), descriptors)
     tag = subject_digest.replace(":", "-") + ".sig"
     await client.push_manifest(f"{repo}:{tag}", manifest, OCI_MANIFEST)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RegistryServer
 from registry_helpers import metadata, push_plugin
+from registry_servers import RegistryServer
 
 from drasi_host.errors import RegistryError
 from drasi_host.registry.fetcher import SourceType, fetch_plugin, sidecar_name, url_filename
@@ -34,7 +34,7 @@ class _FileHandler(BaseHTTPRequestHandler):
         path = self.path.partition("?")[0]
         if path.startswith("/redirect/"):
             self.send_response(302)
-            self.send_header("Location", "/files/" + path[len("/redirect/"):])
+            self.send_header("Location", "/files/" + path[len("/redirect/") :])
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -54,9 +54,11 @@ class _FileHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server(plugin_binary: bytes) -> Iterator[str]:
     class Handler(_FileHandler):
-        files = {"/files/libdrasi_source_web.so": plugin_binary,
-                 "/files/big.so": b"x" * 5000,
-                 "/files/": b"index"}
+        files = {
+            "/files/libdrasi_source_web.so": plugin_binary,
+            "/files/big.so": b"x" * 5000,
+            "/files/": b"index",
+        }
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -84,8 +86,10 @@ async def test_file_uri(tmp_path: Path, plugin_binary: bytes) -> None:
     assert result.path.read_bytes() == plugin_binary
     assert stat.S_IMODE(result.path.stat().st_mode) == 0o755
     assert (dest / "libdrasi_source_local.metadata.json").read_text() == '{"kind":"local"}'
-    assert sorted(os.listdir(dest)) == ["libdrasi_source_local.metadata.json",
-                                        "libdrasi_source_local.so"]
+    assert sorted(os.listdir(dest)) == [
+        "libdrasi_source_local.metadata.json",
+        "libdrasi_source_local.so",
+    ]
 
     with pytest.raises(RegistryError, match="not an existing regular file"):
         await fetch_plugin(f"file://{src_dir}/missing.so", dest)
@@ -112,8 +116,7 @@ async def test_http_uri(http_server: str, tmp_path: Path, plugin_binary: bytes) 
     assert redirected.path.read_bytes() == plugin_binary
     redirected.path.unlink()
 
-    with pytest.raises(RegistryError, match=f"HTTP 404 for {http_server}/files/nope.so: "
-                                            "Not Found"):
+    with pytest.raises(RegistryError, match=f"HTTP 404 for {http_server}/files/nope.so: Not Found"):
         await fetch_plugin(f"{http_server}/files/nope.so", tmp_path)
     with pytest.raises(RegistryError, match="exceeds the 100-byte limit"):
         await fetch_plugin(f"{http_server}/files/big.so", tmp_path, max_size=100)
@@ -137,11 +140,13 @@ def test_url_and_sidecar_names() -> None:
 
 
 @pytest.mark.registry
-async def test_oci_reference(registry: RegistryServer, plugin_binary: bytes,
-                             tmp_path: Path) -> None:
+async def test_oci_reference(
+    registry: RegistryServer, plugin_binary: bytes, tmp_path: Path
+) -> None:
     async with OciRegistryClient(registry.config()) as client:
-        digest = await push_plugin(client, "source/fetched:0.3.1-linux-amd64", plugin_binary,
-                                   metadata(kind="fetched"))
+        digest = await push_plugin(
+            client, "source/fetched:0.3.1-linux-amd64", plugin_binary, metadata(kind="fetched")
+        )
         result = await fetch_plugin("source/fetched:0.3.1", tmp_path, client=client, host=LINUX)
         assert result.source_type is SourceType.OCI
         assert result.digest == digest

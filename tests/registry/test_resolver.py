@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import RegistryServer
 from registry_helpers import metadata, push_plugin
+from registry_servers import RegistryServer
 
 import drasi_host
 from drasi_host.errors import RegistryError
@@ -31,8 +31,12 @@ async def _publish(client: OciRegistryClient, binary: bytes) -> dict[str, str]:
         ("0.9.0-linux-arm64", "0.4.2"),  # another platform
         ("1.0.0-windows-amd64", "0.4.2"),
     ]:
-        digests[tag] = await push_plugin(client, f"source/postgres:{tag}", binary,
-                                         metadata(kind="postgres", version=tag, sdk=sdk))
+        digests[tag] = await push_plugin(
+            client,
+            f"source/postgres:{tag}",
+            binary,
+            metadata(kind="postgres", version=tag, sdk=sdk),
+        )
     return digests
 
 
@@ -48,7 +52,10 @@ async def test_resolve_latest_and_tagged(registry: RegistryServer, plugin_binary
         assert resolved.digest == digests["0.2.0-linux-amd64"]
         assert resolved.reference == f"{repo}@{resolved.digest}"
         assert (resolved.sdk_version, resolved.core_version, resolved.lib_version) == (
-            "0.4.9", "0.4.1", "0.4.0")
+            "0.4.9",
+            "0.4.1",
+            "0.4.0",
+        )
         assert resolved.platform == "linux/amd64"
         assert resolved.filename == "libdrasi_source_postgres.so"
 
@@ -58,8 +65,11 @@ async def test_resolve_latest_and_tagged(registry: RegistryServer, plugin_binary
         pre = await resolver.resolve("source/postgres:0.4.0-rc.1")
         assert pre.version == "0.4.0-rc.1"
 
-        with pytest.raises(RegistryError, match=r"0\.3\.0-linux-amd64 is incompatible.*"
-                                                r"sdk-version 0\.5\.0 \(host has 0\.4\.2\)"):
+        with pytest.raises(
+            RegistryError,
+            match=r"0\.3\.0-linux-amd64 is incompatible.*"
+            r"sdk-version 0\.5\.0 \(host has 0\.4\.2\)",
+        ):
             await resolver.resolve("source/postgres:0.3.0")
         with pytest.raises(RegistryError, match=r"tags tried: 0\.7\.0-linux-amd64"):
             await resolver.resolve("source/postgres:0.7.0")
@@ -70,8 +80,9 @@ async def test_resolve_latest_and_tagged(registry: RegistryServer, plugin_binary
 
 
 @pytest.mark.registry
-async def test_msvc_falls_back_to_plain_windows(registry: RegistryServer,
-                                                plugin_binary: bytes) -> None:
+async def test_msvc_falls_back_to_plain_windows(
+    registry: RegistryServer, plugin_binary: bytes
+) -> None:
     windows = HostVersionInfo("0.4.2", "0.4.1", "0.4.0", "x86_64-pc-windows-msvc")
     async with OciRegistryClient(registry.config()) as client:
         digests = await _publish(client, plugin_binary)
@@ -83,8 +94,9 @@ async def test_msvc_falls_back_to_plain_windows(registry: RegistryServer,
         assert resolved.platform == "windows/amd64"
         tagged = await resolver.resolve("source/postgres:1.0.0")
         assert tagged.tag == "1.0.0-windows-amd64"
-        with pytest.raises(RegistryError,
-                           match=r"tags tried: 0\.1\.0-windows-msvc-amd64, 0\.1\.0-windows-amd64"):
+        with pytest.raises(
+            RegistryError, match=r"tags tried: 0\.1\.0-windows-msvc-amd64, 0\.1\.0-windows-amd64"
+        ):
             await resolver.resolve("source/postgres:0.1.0")
 
 
@@ -115,19 +127,27 @@ async def test_nothing_fits_explains(registry: RegistryServer, plugin_binary: by
 
 
 def test_compatibility_rules() -> None:
-    good = {ANN_SDK_VERSION: "0.4.7", ANN_CORE_VERSION: "0.4.0",
-            "io.drasi.plugin.lib-version": "0.4.99"}
+    good = {
+        ANN_SDK_VERSION: "0.4.7",
+        ANN_CORE_VERSION: "0.4.0",
+        "io.drasi.plugin.lib-version": "0.4.99",
+    }
     assert compatibility_problems(good, LINUX) == []
     assert compatibility_problems({**good, ANN_CORE_VERSION: "0.3.1"}, LINUX) == [
-        "io.drasi.plugin.core-version 0.3.1 (host has 0.4.1)"]
+        "io.drasi.plugin.core-version 0.3.1 (host has 0.4.1)"
+    ]
     assert compatibility_problems({ANN_SDK_VERSION: "0.4.2"}, LINUX) == [
-        "io.drasi.plugin.core-version missing", "io.drasi.plugin.lib-version missing"]
+        "io.drasi.plugin.core-version missing",
+        "io.drasi.plugin.lib-version missing",
+    ]
     odd_host = HostVersionInfo("dev", "0.4.1", "0.4.0", "x86_64-unknown-linux-gnu")
     assert compatibility_problems({**good, ANN_SDK_VERSION: "dev"}, odd_host) == []
     assert compatibility_problems({**good, ANN_SDK_VERSION: "0.4.2"}, odd_host) == [
-        "io.drasi.plugin.sdk-version 0.4.2 (host has dev)"]
+        "io.drasi.plugin.sdk-version 0.4.2 (host has dev)"
+    ]
     assert compatibility_problems({**good, "io.drasi.plugin.kind": "../x"}, LINUX) == [
-        "io.drasi.plugin.kind '../x' is not a valid plugin name"]
+        "io.drasi.plugin.kind '../x' is not a valid plugin name"
+    ]
 
 
 def test_host_version_info_current() -> None:

@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 
 import pytest
-from conftest import RegistryServer, mini_config
 from mini_registry import MiniRegistry
 from registry_helpers import (
     OCI_EMPTY,
@@ -16,6 +15,7 @@ from registry_helpers import (
     push_referrers_tag,
     push_simplesigning,
 )
+from registry_servers import RegistryServer, mini_config
 
 from drasi_host.errors import RegistryError
 from drasi_host.registry.artifact import OCI_MANIFEST, Descriptor, build_manifest, sha256_digest
@@ -36,12 +36,14 @@ async def _artifact(client: OciRegistryClient, kind: str) -> tuple[str, Descript
 
 
 def _bundle(n: int) -> bytes:
-    return json.dumps({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-                       "n": n}).encode()
+    return json.dumps(
+        {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "n": n}
+    ).encode()
 
 
 async def test_all_three_places_in_order(
-        mini_registry_factory: Callable[..., MiniRegistry]) -> None:
+    mini_registry_factory: Callable[..., MiniRegistry],
+) -> None:
     server = mini_registry_factory(referrers=True)
     async with OciRegistryClient(mini_config(server)) as client:
         repo, subject = await _artifact(client, "signed")
@@ -49,14 +51,23 @@ async def test_all_three_places_in_order(
         via_tag = await push_bundle(client, repo, subject, _bundle(2))
         # The fallback index lists the API's manifest too: it is read once.
         await push_referrers_tag(client, repo, subject.digest, [via_tag, via_api])
-        await push_simplesigning(client, repo, subject.digest,
-                                 [(b'{"critical":1}', {"dev.cosignproject.cosign/signature": "a"}),
-                                  (b'{"critical":2}', {"dev.cosignproject.cosign/signature": "b"})])
+        await push_simplesigning(
+            client,
+            repo,
+            subject.digest,
+            [
+                (b'{"critical":1}', {"dev.cosignproject.cosign/signature": "a"}),
+                (b'{"critical":2}', {"dev.cosignproject.cosign/signature": "b"}),
+            ],
+        )
         # Unrelated referrers are ignored: an SBOM and a bundle for another subject.
         sbom_layer = await client.push_blob(repo, b"{}")
-        sbom = build_manifest(Descriptor(OCI_EMPTY, sbom_layer.digest, 2),
-                              [Descriptor("application/spdx+json", sbom_layer.digest, 2)],
-                              artifact_type="application/spdx+json", subject=subject)
+        sbom = build_manifest(
+            Descriptor(OCI_EMPTY, sbom_layer.digest, 2),
+            [Descriptor("application/spdx+json", sbom_layer.digest, 2)],
+            artifact_type="application/spdx+json",
+            subject=subject,
+        )
         await client.push_manifest(f"{repo}@{sha256_digest(sbom)}", sbom, OCI_MANIFEST)
 
         ref = client.parse(f"{repo}:{TAG}")
@@ -73,7 +84,8 @@ async def test_all_three_places_in_order(
 
 
 async def test_tag_fallback_without_referrers_api(
-        mini_registry_factory: Callable[..., MiniRegistry]) -> None:
+    mini_registry_factory: Callable[..., MiniRegistry],
+) -> None:
     server = mini_registry_factory(referrers=False)
     async with OciRegistryClient(mini_config(server)) as client:
         repo, subject = await _artifact(client, "fallback")
@@ -90,15 +102,23 @@ async def test_real_registry_layouts(registry: RegistryServer) -> None:
         assert await fetch_signature_materials(client, client.parse(repo), subject.digest) == []
         entry = await push_bundle(client, repo, subject, _bundle(3))
         await push_referrers_tag(client, repo, subject.digest, [entry])
-        await push_simplesigning(client, repo, subject.digest, [(b"payload", {"k": "v"})],
-                                 media_type="application/octet-stream")
+        await push_simplesigning(
+            client,
+            repo,
+            subject.digest,
+            [(b"payload", {"k": "v"})],
+            media_type="application/octet-stream",
+        )
         materials = await fetch_signature_materials(client, client.parse(repo), subject.digest)
-    assert materials == [BundleMaterial(bundle=_bundle(3)),
-                         SimpleSigningMaterial(payload=b"payload", annotations={"k": "v"})]
+    assert materials == [
+        BundleMaterial(bundle=_bundle(3)),
+        SimpleSigningMaterial(payload=b"payload", annotations={"k": "v"}),
+    ]
 
 
 async def test_failures_are_errors_not_unsigned(
-        mini_registry_factory: Callable[..., MiniRegistry]) -> None:
+    mini_registry_factory: Callable[..., MiniRegistry],
+) -> None:
     server = mini_registry_factory(referrers=True)
     config = mini_config(server, max_retries=1)
     async with OciRegistryClient(config) as client:

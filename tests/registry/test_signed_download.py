@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import RegistryServer, mini_config
 from mini_registry import MiniRegistry
 from registry_helpers import (
     metadata,
@@ -17,6 +16,7 @@ from registry_helpers import (
     push_referrers_tag,
     push_simplesigning,
 )
+from registry_servers import RegistryServer, mini_config
 from signing import TestSigner
 
 from drasi_host.errors import RegistryError, SignatureVerificationError
@@ -43,24 +43,32 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> TestSigner:
 
 
 def _verifier(signer: TestSigner, enabled: bool = True) -> CosignVerifier:
-    return CosignVerifier(VerificationConfig(
-        enabled=enabled,
-        trusted_identities=[TrustedIdentity(ISSUER, "https://github.com/drasi-project/*")],
-        trusted_root=signer.trusted_root_path))
+    return CosignVerifier(
+        VerificationConfig(
+            enabled=enabled,
+            trusted_identities=[TrustedIdentity(ISSUER, "https://github.com/drasi-project/*")],
+            trusted_root=signer.trusted_root_path,
+        )
+    )
 
 
-async def _publish(client: OciRegistryClient, kind: str, binary: bytes
-                   ) -> tuple[str, Descriptor]:
+async def _publish(client: OciRegistryClient, kind: str, binary: bytes) -> tuple[str, Descriptor]:
     ref = f"source/{kind}:{TAG}"
     digest = await push_plugin(client, ref, binary, metadata(kind=kind))
     size = len((await client.get_manifest(ref)).raw)
-    return f"{client.config.default_registry}/source/{kind}", Descriptor(OCI_MANIFEST, digest,
-                                                                         size)
+    return f"{client.config.default_registry}/source/{kind}", Descriptor(OCI_MANIFEST, digest, size)
 
 
-async def _sign(layout: str, client: OciRegistryClient, signer: TestSigner, repo: str,
-                subject: Descriptor, *, signed_digest: str | None = None,
-                identity: str = SUBJECT) -> None:
+async def _sign(
+    layout: str,
+    client: OciRegistryClient,
+    signer: TestSigner,
+    repo: str,
+    subject: Descriptor,
+    *,
+    signed_digest: str | None = None,
+    identity: str = SUBJECT,
+) -> None:
     digest = signed_digest or subject.digest
     if layout == "simplesigning":
         payload, annotations = signer.sign_simplesigning(repo, digest, ISSUER, identity)
@@ -73,8 +81,9 @@ async def _sign(layout: str, client: OciRegistryClient, signer: TestSigner, repo
     # "referrers-api": the server indexes the manifest by its subject
 
 
-def _config(layout: str, registry: RegistryServer,
-            mini_registry_factory: Callable[..., MiniRegistry]) -> RegistryConfig:
+def _config(
+    layout: str, registry: RegistryServer, mini_registry_factory: Callable[..., MiniRegistry]
+) -> RegistryConfig:
     if layout == "referrers-api":
         return mini_config(mini_registry_factory(referrers=True))
     return registry.config()
@@ -85,10 +94,14 @@ LAYOUTS = ["referrers-api", "referrers-tag", "simplesigning"]
 
 @pytest.mark.registry
 @pytest.mark.parametrize("layout", LAYOUTS)
-async def test_signed_download(layout: str, registry: RegistryServer,
-                               mini_registry_factory: Callable[..., MiniRegistry],
-                               signer: TestSigner, plugin_binary: bytes,
-                               tmp_path: Path) -> None:
+async def test_signed_download(
+    layout: str,
+    registry: RegistryServer,
+    mini_registry_factory: Callable[..., MiniRegistry],
+    signer: TestSigner,
+    plugin_binary: bytes,
+    tmp_path: Path,
+) -> None:
     config = _config(layout, registry, mini_registry_factory)
     async with OciRegistryClient(config, verifier=_verifier(signer)) as client:
         repo, subject = await _publish(client, "signed", plugin_binary)
@@ -103,10 +116,14 @@ async def test_signed_download(layout: str, registry: RegistryServer,
 
 @pytest.mark.registry
 @pytest.mark.parametrize("layout", LAYOUTS)
-async def test_refusals_write_nothing(layout: str, registry: RegistryServer,
-                                      mini_registry_factory: Callable[..., MiniRegistry],
-                                      signer: TestSigner, plugin_binary: bytes,
-                                      tmp_path: Path) -> None:
+async def test_refusals_write_nothing(
+    layout: str,
+    registry: RegistryServer,
+    mini_registry_factory: Callable[..., MiniRegistry],
+    signer: TestSigner,
+    plugin_binary: bytes,
+    tmp_path: Path,
+) -> None:
     config = _config(layout, registry, mini_registry_factory)
     dest = tmp_path / "plugins"
     async with OciRegistryClient(config, verifier=_verifier(signer)) as client:
@@ -119,8 +136,9 @@ async def test_refusals_write_nothing(layout: str, registry: RegistryServer,
         assert info.value.result.subject == STRANGER
 
         # a valid signature of another artifact copied onto this one
-        other = await push_plugin(client, f"source/copied:other-{TAG}", b"other",
-                                  metadata(kind="copied"))
+        other = await push_plugin(
+            client, f"source/copied:other-{TAG}", b"other", metadata(kind="copied")
+        )
         repo, subject = await _publish(client, "copied", plugin_binary)
         await _sign(layout, client, signer, repo, subject, signed_digest=other)
         with pytest.raises(SignatureVerificationError) as info:
@@ -136,15 +154,26 @@ async def test_refusals_write_nothing(layout: str, registry: RegistryServer,
 
 
 @pytest.mark.registry
-async def test_tampered_layer_with_valid_signature(registry: RegistryServer,
-                                                   signer: TestSigner, tmp_path: Path) -> None:
+async def test_tampered_layer_with_valid_signature(
+    registry: RegistryServer, signer: TestSigner, tmp_path: Path
+) -> None:
     binary = os.urandom(100_000)
     async with OciRegistryClient(registry.config(), verifier=_verifier(signer)) as client:
         repo, subject = await _publish(client, "swapped", binary)
         await _sign("simplesigning", client, signer, repo, subject)
         hex_digest = sha256_digest(binary).partition(":")[2]
-        blob = (registry.root / "storage" / "docker" / "registry" / "v2" / "blobs" / "sha256"
-                / hex_digest[:2] / hex_digest / "data")
+        blob = (
+            registry.root
+            / "storage"
+            / "docker"
+            / "registry"
+            / "v2"
+            / "blobs"
+            / "sha256"
+            / hex_digest[:2]
+            / hex_digest
+            / "data"
+        )
         blob.write_bytes(os.urandom(100_000))
         with pytest.raises(RegistryError, match="does not match its digest"):
             await client.download_plugin(f"source/swapped:{TAG}", tmp_path)
@@ -152,10 +181,12 @@ async def test_tampered_layer_with_valid_signature(registry: RegistryServer,
 
 
 @pytest.mark.registry
-async def test_disabled_verification(registry: RegistryServer, signer: TestSigner,
-                                     plugin_binary: bytes, tmp_path: Path) -> None:
-    async with OciRegistryClient(registry.config(),
-                                 verifier=_verifier(signer, enabled=False)) as client:
+async def test_disabled_verification(
+    registry: RegistryServer, signer: TestSigner, plugin_binary: bytes, tmp_path: Path
+) -> None:
+    async with OciRegistryClient(
+        registry.config(), verifier=_verifier(signer, enabled=False)
+    ) as client:
         await _publish(client, "plain", plugin_binary)
         result = await client.download_plugin(f"source/plain:{TAG}", tmp_path)
     assert result.verification is not None
@@ -165,11 +196,15 @@ async def test_disabled_verification(registry: RegistryServer, signer: TestSigne
 
 @pytest.mark.registry
 async def test_registry_error_during_verification_is_an_error(
-        mini_registry_factory: Callable[..., MiniRegistry], signer: TestSigner,
-        plugin_binary: bytes, tmp_path: Path) -> None:
+    mini_registry_factory: Callable[..., MiniRegistry],
+    signer: TestSigner,
+    plugin_binary: bytes,
+    tmp_path: Path,
+) -> None:
     server = mini_registry_factory(referrers=True)
-    async with OciRegistryClient(mini_config(server, max_retries=1),
-                                 verifier=_verifier(signer)) as client:
+    async with OciRegistryClient(
+        mini_config(server, max_retries=1), verifier=_verifier(signer)
+    ) as client:
         repo, subject = await _publish(client, "flaky", plugin_binary)
         await _sign("simplesigning", client, signer, repo, subject)
         server.fail("GET", ".sig", 2, 503)  # both attempts of one lookup

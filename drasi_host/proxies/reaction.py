@@ -1,0 +1,299 @@
+"""``ReactionProxy``: query results from Python to a reaction plugin.
+
+A reaction *pulls* its results (ABI.md section 7): at every start the host
+calls ``start_result_push_fn`` with a callback, and the plugin's own thread
+calls it in a loop; each call blocks until the next result and returns a
+``DrasiPayload`` the plugin releases, or NULL once the reaction is stopping.
+
+The callback is ``dh_result_pull`` of ``host.c`` and its context is the key
+of a bounded native results channel created for that start, so the whole
+exchange happens in C without the GIL:
+
+* :meth:`ReactionProxy.enqueue_query_result` encodes the result with the
+  plugin's payload codec and pushes the bytes without blocking
+  (``dh_results_push`` copies them into a C-heap ``DrasiPayload``).  When the
+  channel is full the push arms the channel and the coroutine waits on the
+  proxy's :class:`~drasi_host._notify.Notifier` until the plugin pulls:
+  back-pressure without a thread per call.
+* ``stop()`` and ``aclose()`` first *close* the channel, so a pull blocked
+  in C returns NULL at once and the plugin's loop ends, then call the
+  plugin.  Results still queued at that point are released, not delivered;
+  :meth:`ReactionProxy.flush` waits for the plugin to pull everything first.
+  The stopped channel is then released: a late pull naming its key is
+  answered NULL immediately.
+
+An opaque-payload plugin (no ``drasi_plugin_payload_format``) cannot be given
+results: the host does not know how to build them, and says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import anyio
+import anyio.lowlevel
+
+from .. import _abi
+from .._abi import ffi, lib
+from .._notify import Notifier
+from ..errors import DrasiHostError, PayloadFormatError
+from ..logs import CallbackContext
+from ..models import QueryResult, ReactionRuntimeContext
+from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
+from ._component import ComponentProxy
+
+__all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
+
+#: Results queued between the host and a reaction plugin per start.
+DEFAULT_RESULT_CAPACITY = 1024
+
+_push = lib.dh_results_push
+_checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
+
+
+class _ResultChannel:
+    """The results channel of the current start and the notifier it wakes.
+
+    Holds no reference to the proxy, so the proxy's finaliser can shut it
+    down before the plugin's ``drop_fn`` runs.
+    """
+
+    def __init__(self) -> None:
+        self.notifier = Notifier()
+        self.key = 0
+        self._lock = threading.Lock()
+        self._shut = False
+
+    def open(self, capacity: int) -> int:
+        """A fresh channel for a start (a previous one is closed and released)."""
+        with self._lock:
+            if self._shut:
+                raise DrasiHostError("the reaction is closed")
+            old, self.key = self.key, 0
+        if old:
+            lib.dh_chan_close(old)
+            lib.dh_chan_release(old)
+        key = int(lib.dh_chan_new(lib.DH_KIND_RESULTS, capacity, self.notifier.write_fd))
+        if key == 0:
+            raise MemoryError("no results channel could be created")
+        with self._lock:
+            self.key = key
+        return key
+
+    def close(self) -> int:
+        """Close the current channel (pending pulls return NULL); its key."""
+        key = self.key
+        if key:
+            lib.dh_chan_close(key)
+        return key
+
+    def release(self, key: int) -> None:
+        """Release a closed channel: queued results are freed, the key is dead."""
+        if key:
+            lib.dh_chan_close(key)
+            lib.dh_chan_release(key)
+        with self._lock:
+            if self.key == key:
+                self.key = 0
+
+    def shutdown(self) -> None:
+        """Release the channel and the notifier (once, before ``drop_fn``)."""
+        with self._lock:
+            if self._shut:
+                return
+            self._shut = True
+            key, self.key = self.key, 0
+        if key:
+            lib.dh_chan_close(key)
+            lib.dh_chan_release(key)
+        self.notifier.close()
+
+
+class ReactionProxy(ComponentProxy):
+    """A reaction instance created by a plugin (``ReactionVtable``)."""
+
+    component_type: ClassVar[str] = "reaction"
+    _required: ClassVar[tuple[str, ...]] = (
+        *ComponentProxy._required,
+        "query_ids_fn",
+        "start_result_push_fn",
+    )
+
+    def __init__(
+        self,
+        vt: Any,
+        *,
+        plugin_label: str,
+        codec: PayloadCodec | None,
+        media_type: str | None,
+        callbacks: CallbackContext,
+    ) -> None:
+        super().__init__(
+            vt, plugin_label=plugin_label, codec=codec, media_type=media_type, callbacks=callbacks
+        )
+        try:
+            self.query_ids: list[str] = _abi.take_string_array(
+                vt.query_ids_fn(vt.state), f"{self.label} query_ids"
+            )
+        except DrasiHostError:
+            self._finalizer()
+            raise
+        self._plugin_label = plugin_label
+        #: Capacity of the results channel of the next start.
+        self.result_capacity = DEFAULT_RESULT_CAPACITY
+        self._results = _ResultChannel()
+        self._release_first(self._results.shutdown)
+        self._wait_lock: anyio.Lock | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    async def initialize(self, context: ReactionRuntimeContext) -> None:
+        """Hand the plugin its runtime context (log routing, state store, identity)."""
+        await self._initialize(
+            context.instance_id, context.reaction_id, context.state_store, context.identity_provider
+        )
+
+    async def start(self) -> None:
+        """Start the reaction: a fresh results channel, ``start_result_push_fn``
+        (once per start, before ``start_fn``), then ``start_fn``."""
+        self._check_open()
+        key = self._results.open(self.result_capacity)
+        try:
+            await self._call(
+                self._vt.start_result_push_fn,
+                self._vt.state,
+                lib.dh_result_pull_ptr(),
+                _abi.key_ctx(key),
+            )
+            await self._call_result("start")
+        except BaseException:
+            self._results.release(key)
+            raise
+
+    async def stop(self) -> None:
+        """Stop delivery (queued results are dropped; see :meth:`flush`), then
+        the plugin's ``stop_fn``."""
+        self._check_open()
+        key = self._results.close()
+        try:
+            await self._call_result("stop")
+        finally:
+            self._results.release(key)
+
+    async def aclose(self) -> None:
+        """Stop delivery and release the plugin object; idempotent."""
+        self._results.close()
+        if self._wait_lock is not None:
+            # A producer waiting for space wakes up (the channel is closed)
+            # and leaves before the notifier it waits on is closed.
+            async with self._wait_lock:
+                await super().aclose()
+        else:
+            await super().aclose()
+
+    # ---- results ------------------------------------------------------------------
+
+    def _codec_or_raise(self) -> PayloadCodec:
+        codec = self._codec
+        if codec is None:
+            raise PayloadFormatError(
+                f"{self.label}: plugin {self._plugin_label} exports no payload format "
+                "(drasi_plugin_payload_format), so the host cannot build query results "
+                "for it (opaque-payload plugin)"
+            )
+        return codec
+
+    def _encode(self, codec: PayloadCodec, result: QueryResult) -> bytes:
+        data = codec.encode_query_result(result)
+        if len(data) > MAX_PAYLOAD_SIZE:
+            raise PayloadFormatError(
+                f"{self.label}: query result of query {result.query_id!r} encodes to "
+                f"{len(data)} bytes, over the limit of {MAX_PAYLOAD_SIZE}"
+            )
+        return data
+
+    async def enqueue_query_result(self, result: QueryResult) -> None:
+        """Queue one result for the plugin; waits while the channel is full.
+
+        Raises :class:`PayloadFormatError` for an opaque-payload plugin or a
+        result that cannot be encoded or exceeds ``MAX_PAYLOAD_SIZE``, and
+        :class:`DrasiHostError` when the reaction is not running.  A
+        cancelled call has queued nothing.
+        """
+        await _checkpoint_if_cancelled()
+        data = self._encode(self._codec_or_raise(), result)
+        key = self._results.key
+        rc = _push(key, data, len(data))
+        if rc != 0:
+            await self._push_waiting(key, data, rc)
+
+    async def enqueue_query_results(self, results: Iterable[QueryResult]) -> int:
+        """Queue results in order (one cancellation check for the batch);
+        returns how many were queued.  On an error, the results before the
+        failing one are queued."""
+        await _checkpoint_if_cancelled()
+        codec = self._codec_or_raise()
+        encode = self._encode
+        key = self._results.key
+        count = 0
+        for result in results:
+            data = encode(codec, result)
+            rc = _push(key, data, len(data))
+            if rc != 0:
+                await self._push_waiting(key, data, rc)
+            count += 1
+        return count
+
+    async def _push_waiting(self, key: int, data: bytes, rc: int) -> None:
+        """The slow path: wait for space while the channel is full."""
+        if self._wait_lock is None:
+            self._wait_lock = anyio.Lock()
+        async with self._wait_lock:  # one waiter on the notifier at a time
+            while True:
+                if rc == 0:
+                    return
+                if rc == 1:
+                    rc = _push(key, data, len(data))
+                    if rc == 1:
+                        await self._results.notifier.wait()
+                        rc = _push(key, data, len(data))
+                    continue
+                if rc == -2:
+                    raise MemoryError(f"{self.label}: malloc failed for a query result")
+                if self.closed:
+                    raise DrasiHostError(f"{self.label} is closed")
+                raise DrasiHostError(
+                    f"{self.label} is not running: start it before enqueueing query results"
+                )
+
+    @property
+    def pending(self) -> int:
+        """Results queued but not yet pulled by the plugin."""
+        stats = ffi.new("DhChanStats *")
+        key = self._results.key
+        if not key or lib.dh_chan_stats(key, stats) != 0:
+            return 0
+        return int(stats.queued)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the plugin has pulled every queued result.
+
+        Returns True when nothing is left, False when ``timeout`` (seconds)
+        passed or the reaction stopped with results still queued.
+        """
+        stats = ffi.new("DhChanStats *")
+        delay = 0.0005
+        with anyio.move_on_after(timeout):
+            while True:
+                key = self._results.key
+                if not key or lib.dh_chan_stats(key, stats) != 0:
+                    return True
+                if stats.queued == 0:
+                    return True
+                if stats.closed:
+                    return False
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.01)
+        return False

@@ -1,0 +1,467 @@
+"""Bootstrap providers against the real fixture plugins, both ways: a plugin's
+provider driven from Python (BootstrapProviderProxy), and providers handed to
+a source plugin with set_bootstrap_provider (a pure-Python provider, and a
+BootstrapProviderProxy of another plugin)."""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+
+from drasi_host import (
+    BootstrapContext,
+    BootstrapEvent,
+    BootstrapProviderProxy,
+    BootstrapRequest,
+    CallbackContext,
+    ChangeOp,
+    DrasiHostError,
+    Element,
+    ElementReference,
+    PayloadFormatError,
+    PluginCallError,
+    SourceChange,
+    SourceRuntimeContext,
+    SubscriptionSettings,
+)
+from drasi_host._callbacks import handles
+from drasi_host.loader import load_plugin
+
+pytestmark = pytest.mark.anyio
+
+REQUEST = BootstrapRequest("q1", ["Person", "City"], ["LIVES_IN"], "req-7")
+CONTEXT = BootstrapContext("server-1", "src-1")
+
+
+@pytest.fixture(scope="session")
+def fixture_builder() -> Any:
+    """plugins_fixture/build.py as a module (registered, as dataclasses need)."""
+    spec = importlib.util.spec_from_file_location(
+        "drasi_fixture_build", Path(__file__).resolve().parents[1] / "plugins_fixture" / "build.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Stats:
+    def __init__(self, read: Callable[[Path], dict[str, int]], path: Path) -> None:
+        self._read = read
+        self._path = path
+        self._before = read(path)
+
+    def delta(self) -> dict[str, int]:
+        now = self._read(self._path)
+        return {k: now[k] - self._before[k] for k in now}
+
+
+@pytest.fixture
+def callbacks() -> CallbackContext:
+    return CallbackContext("test")
+
+
+@pytest.fixture
+def boot_stats(
+    fixture_stats_reader: Callable[[Path], dict[str, int]], fixture_plugins: dict[str, Path]
+) -> Stats:
+    return Stats(fixture_stats_reader, fixture_plugins["bootstrap"])
+
+
+@pytest.fixture
+def source_stats(
+    fixture_stats_reader: Callable[[Path], dict[str, int]], fixture_plugins: dict[str, Path]
+) -> Stats:
+    return Stats(fixture_stats_reader, fixture_plugins["source"])
+
+
+@pytest.fixture
+async def make_provider(
+    fixture_plugins: dict[str, Path], callbacks: CallbackContext
+) -> AsyncIterator[Callable[..., Any]]:
+    plugin = load_plugin(fixture_plugins["bootstrap"], callbacks)
+    created: list[BootstrapProviderProxy] = []
+
+    async def make(config: dict[str, Any]) -> BootstrapProviderProxy:
+        provider = await plugin.bootstrap_plugins[0].create_bootstrap_provider(config, {"s": 1})
+        created.append(provider)
+        return provider
+
+    yield make
+    for provider in created:
+        await provider.aclose()
+
+
+async def collect(
+    provider: Any,
+    request: BootstrapRequest = REQUEST,
+    context: BootstrapContext = CONTEXT,
+    *,
+    buffer: int = 0,
+) -> tuple[int, list[BootstrapEvent]]:
+    """Run a bootstrap into a stream and read everything from the other end."""
+    tx, rx = anyio.create_memory_object_stream[BootstrapEvent](buffer)
+    events: list[BootstrapEvent] = []
+
+    async def consume() -> None:
+        async with rx:
+            async for event in rx:
+                events.append(event)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        async with tx:
+            count = await provider.bootstrap(request, context, tx)
+    return count, events
+
+
+# ---- a plugin's provider driven from Python -----------------------------------
+
+
+async def test_bootstrap_streams_every_record(
+    make_provider: Callable[..., Any], boot_stats: Stats
+) -> None:
+    provider = await make_provider({"count": 300})
+    provider.event_capacity = 4  # the plugin waits in send_fn for the consumer
+    count, events = await collect(provider)
+    assert count == 300
+    assert [e.sequence for e in events] == list(range(300))
+    assert [e.entity_id for e in events] == [f"n{i}" for i in range(300)]
+    for i, event in enumerate(events):
+        assert event.source_id == "src-1"
+        assert event.label == "Person"  # the first requested node label
+        change = event.change
+        assert change is not None
+        assert change.op is ChangeOp.INSERT
+        assert change.element.reference == ElementReference("src-1", f"n{i}")
+        assert change.element.labels == ("Person",)
+        assert change.element.properties["i"] == i
+    d = boot_stats.delta()
+    assert d["events_created"] == d["events_released"] == 300
+    assert d["double_release_detected"] == 0
+
+
+async def test_bootstrap_does_not_close_the_callers_stream(
+    make_provider: Callable[..., Any],
+) -> None:
+    provider = await make_provider({"count": 3, "label": "Thing"})
+    tx, rx = anyio.create_memory_object_stream[BootstrapEvent](100)
+    async with tx, rx:
+        assert await provider.bootstrap(REQUEST, CONTEXT, tx) == 3
+        assert await provider.bootstrap(REQUEST, CONTEXT, tx) == 3
+        await tx.send(BootstrapEvent.from_change(_change(99), sequence=99))
+        labels = [rx.receive_nowait().label for _ in range(7)]
+    assert labels == ["Thing"] * 6 + ["Person"]
+
+
+async def test_early_close_of_the_receiver_returns_the_count_so_far(
+    make_provider: Callable[..., Any], boot_stats: Stats
+) -> None:
+    provider = await make_provider({"count": 100_000})
+    provider.event_capacity = 8
+    tx, rx = anyio.create_memory_object_stream[BootstrapEvent](0)
+    received: list[BootstrapEvent] = []
+
+    async def consume() -> None:
+        async with rx:
+            async for event in rx:
+                received.append(event)
+                if len(received) == 5:
+                    break
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            async with tx:
+                count = await provider.bootstrap(REQUEST, CONTEXT, tx)
+    assert len(received) == 5
+    assert 5 <= count < 100_000
+    d = boot_stats.delta()
+    # Records sent but never read, and the one refused, were all released.
+    assert d["events_created"] == d["events_released"] == count + 1
+    assert d["double_release_detected"] == 0
+
+
+async def test_cancelled_bootstrap_stops_the_plugin(
+    make_provider: Callable[..., Any], boot_stats: Stats
+) -> None:
+    provider = await make_provider({"count": 2000})
+    provider.event_capacity = 4
+    tx, rx = anyio.create_memory_object_stream[BootstrapEvent](0)
+    started = time.monotonic()
+    async with tx, rx:
+        with anyio.move_on_after(0.1) as scope:
+            await provider.bootstrap(REQUEST, CONTEXT, tx)  # nobody reads: the plugin blocks
+    assert scope.cancelled_caught
+    assert time.monotonic() - started < 5
+    d = boot_stats.delta()
+    assert 0 < d["events_created"] == d["events_released"] < 2000
+    # The provider is still usable afterwards.
+    assert (await collect(provider))[0] == 2000
+
+
+async def test_plugin_failure_is_a_plugin_call_error(
+    make_provider: Callable[..., Any], callbacks: CallbackContext
+) -> None:
+    provider = await make_provider({"fail": True})
+    tx, rx = anyio.create_memory_object_stream[BootstrapEvent](10)
+    async with tx, rx:
+        with pytest.raises(PluginCallError, match="bootstrap for query 'q1' failed") as info:
+            await provider.bootstrap(REQUEST, CONTEXT, tx)
+    assert info.value.error_code == -1
+    assert "libdrasi_bootstrap_fixture" in str(info.value)
+    logged = [
+        m.message
+        for key in callbacks.log_registry.components()
+        for m in callbacks.log_registry.get(*key)
+    ]
+    assert any("'fail' is set" in m for m in logged)
+
+
+async def test_provider_is_dropped_exactly_once(
+    make_provider: Callable[..., Any], fixture_plugins: dict[str, Path], boot_stats: Stats
+) -> None:
+    provider = await make_provider({"count": 1})
+    assert not provider.closed
+    await provider.aclose()
+    await provider.aclose()
+    assert provider.closed
+    tx, rx = anyio.create_memory_object_stream[BootstrapEvent](10)
+    async with tx, rx:
+        with pytest.raises(DrasiHostError, match="closed"):
+            await provider.bootstrap(REQUEST, CONTEXT, tx)
+    assert boot_stats.delta()["providers_dropped"] == 1
+
+    async with await make_provider({"count": 1}) as second:
+        assert (await collect(second))[0] == 1
+    assert boot_stats.delta()["providers_dropped"] == 2
+
+    plugin = load_plugin(fixture_plugins["bootstrap"], CallbackContext("gc"))
+    third = await plugin.bootstrap_plugins[0].create_bootstrap_provider({}, {})
+    del third
+    for _ in range(3):
+        gc.collect()
+    assert boot_stats.delta()["providers_dropped"] == 3
+
+
+async def test_aclose_during_a_bootstrap_waits_for_it(
+    make_provider: Callable[..., Any], boot_stats: Stats
+) -> None:
+    provider = await make_provider({"count": 50})
+    provider.event_capacity = 1
+    tx, rx = anyio.create_memory_object_stream[BootstrapEvent](0)
+    counts: list[int] = []
+
+    async def run() -> None:
+        async with tx:
+            counts.append(await provider.bootstrap(REQUEST, CONTEXT, tx))
+
+    async with anyio.create_task_group() as tg, rx:
+        tg.start_soon(run)
+        await rx.receive()
+        await provider.aclose()  # in use: the plugin object must stay alive
+        assert provider.closed
+        assert boot_stats.delta()["providers_dropped"] == 0
+        rest = [event async for event in rx]
+    assert counts == [50]
+    assert len(rest) == 49
+    assert boot_stats.delta()["providers_dropped"] == 1
+
+
+# ---- providers handed to a source plugin --------------------------------------
+
+
+def _change(i: int, source_id: str = "py") -> SourceChange:
+    return SourceChange(
+        ChangeOp.INSERT,
+        Element(
+            "node",
+            ElementReference(source_id, f"py-{i}"),
+            ["Person"],
+            1_700_000_000_000 + i,
+            {"i": i, "name": f"Py {i}", "nested": {"ok": True}, "list": [1, 2.5, None]},
+        ),
+    )
+
+
+class PythonProvider:
+    """A pure-Python bootstrap provider."""
+
+    def __init__(self, count: int, *, fail_after: int | None = None) -> None:
+        self.count = count
+        self.fail_after = fail_after
+        self.calls: list[tuple[BootstrapRequest, BootstrapContext]] = []
+        self.finished = anyio.Event()
+        self.cancelled = False
+
+    async def bootstrap(
+        self,
+        request: BootstrapRequest,
+        context: BootstrapContext,
+        event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
+    ) -> int:
+        self.calls.append((request, context))
+        try:
+            for i in range(self.count):
+                if self.fail_after is not None and i == self.fail_after:
+                    raise RuntimeError("provider exploded")
+                await event_tx.send(
+                    BootstrapEvent.from_change(
+                        _change(i, context.source_id), sequence=i, timestamp_us=1000 + i
+                    )
+                )
+            return self.count
+        except anyio.get_cancelled_exc_class():
+            self.cancelled = True
+            raise
+        finally:
+            self.finished.set()
+
+
+@pytest.fixture
+async def make_source(
+    fixture_plugins: dict[str, Path], callbacks: CallbackContext
+) -> AsyncIterator[Callable[..., Any]]:
+    created: list[Any] = []
+
+    async def make(name: str = "source", config: dict[str, Any] | None = None,
+                   sid: str = "src-1") -> Any:
+        plugin = load_plugin(fixture_plugins[name], callbacks)
+        source = await plugin.source_plugins[0].create_source(sid, config or {"event_count": 0})
+        created.append(source)
+        await source.initialize(SourceRuntimeContext("test", sid))
+        return source
+
+    yield make
+    for source in created:
+        await source.aclose()
+
+
+async def _bootstrap_via(source: Any, query_id: str = "q1") -> list[BootstrapEvent]:
+    resp = await source.subscribe(
+        SubscriptionSettings(source.id, query_id, True, ["Person"], ["KNOWS"])
+    )
+    assert resp.bootstrap_receiver is not None
+    events: list[BootstrapEvent] = []
+    with anyio.fail_after(20):
+        async with resp.receiver, resp.bootstrap_receiver as boot:
+            async for event in boot:
+                events.append(event)
+    return events
+
+
+async def test_python_provider_feeds_a_source_plugin(
+    make_source: Callable[..., Any], source_stats: Stats
+) -> None:
+    source = await make_source()
+    tables = len(handles)
+    provider = PythonProvider(150)
+    await source.set_bootstrap_provider(provider)
+    assert len(handles) == tables + 1
+
+    events = await _bootstrap_via(source)
+    assert len(events) == 150
+    request, context = provider.calls[0]
+    assert request.query_id == "q1"
+    assert request.node_labels == ("Person",)
+    assert request.relation_labels == ("KNOWS",)
+    assert request.request_id == "req-1"
+    assert context == BootstrapContext("fixture-server", "src-1")
+    for i, event in enumerate(events):
+        assert event.sequence == i
+        assert event.timestamp_us == 1000 + i
+        assert (event.source_id, event.label, event.entity_id) == ("src-1", "Person", f"py-{i}")
+        assert event.change == _change(i, "src-1")
+
+    # A second subscription bootstraps again through the same provider.
+    assert len(await _bootstrap_via(source, "q2")) == 150
+    assert [r.query_id for r, _ in provider.calls] == ["q1", "q2"]
+
+    await source.aclose()
+    assert source_stats.delta()["foreign_providers_dropped"] == 1
+    assert len(handles) == tables
+
+
+async def test_python_provider_failure_ends_the_stream(
+    make_source: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    source = await make_source()
+    await source.set_bootstrap_provider(PythonProvider(100, fail_after=10))
+    events = await _bootstrap_via(source)
+    assert [e.entity_id for e in events] == [f"py-{i}" for i in range(10)]
+    assert "provider exploded" in caplog.text
+
+
+async def test_source_closing_early_cancels_the_python_provider(
+    make_source: Callable[..., Any],
+) -> None:
+    source = await make_source()
+    provider = PythonProvider(1_000_000)
+    await source.set_bootstrap_provider(provider)
+    resp = await source.subscribe(SubscriptionSettings(source.id, "q1", True, ["Person"], []))
+    assert resp.bootstrap_receiver is not None
+    with anyio.fail_after(20):
+        async with resp.receiver, resp.bootstrap_receiver as boot:
+            got = 0
+            async for _event in boot:
+                got += 1
+                if got == 20:
+                    break
+        await provider.finished.wait()
+    assert provider.cancelled
+
+
+async def test_plugin_provider_proxy_feeds_a_source_plugin(
+    make_source: Callable[..., Any],
+    make_provider: Callable[..., Any],
+    boot_stats: Stats,
+    source_stats: Stats,
+) -> None:
+    source = await make_source()
+    provider = await make_provider({"count": 120, "label": "Person"})
+    await source.set_bootstrap_provider(provider)
+    # The source holds the provider: closing our reference keeps it alive.
+    await provider.aclose()
+    assert boot_stats.delta()["providers_dropped"] == 0
+
+    events = await _bootstrap_via(source)
+    assert len(events) == 120
+    for i, event in enumerate(events):
+        assert (event.source_id, event.label, event.entity_id) == ("src-1", "Person", f"n{i}")
+        change = event.change
+        assert change is not None
+        assert change.element.reference == ElementReference("src-1", f"n{i}")
+        assert change.element.properties["i"] == i
+
+    await source.aclose()
+    d = boot_stats.delta()
+    assert d["providers_dropped"] == 1
+    assert d["events_created"] == d["events_released"] == 120
+    assert source_stats.delta()["foreign_providers_dropped"] == 1
+
+
+async def test_opaque_source_refuses_a_host_provider(
+    make_source: Callable[..., Any],
+) -> None:
+    source = await make_source("opaque", {"event_count": 0})
+    tables = len(handles)
+    with pytest.raises(PayloadFormatError, match="exports no payload format"):
+        await source.set_bootstrap_provider(PythonProvider(1))
+    assert len(handles) == tables

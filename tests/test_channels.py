@@ -1,0 +1,943 @@
+"""The C channel layer of ``drasi_host._ffi`` (``host.c``), with real threads.
+
+A small C library (``tests/c/channel_helper.c``) is compiled for the module
+and loaded with an ABI-mode ``cffi.FFI().dlopen``.  Its producer threads play
+a plugin: they build event envelopes and ``DrasiPayload`` documents on the C
+heap and push them through the host's own callbacks (``dh_change_push``,
+``dh_bootstrap_push``, a host ``FfiBootstrapSender``), taken as function
+pointers from ``lib``, exactly as a plugin receives them.  Its puller threads
+play a reaction calling the host's result pull callback.  Every payload
+release is counted per event in C, so "released exactly once" is observed
+directly, whichever way an event leaves (drained, refused, released with its
+channel).
+
+Python drains with ``dh_events_drain`` (records plus one arena, freed with
+``lib.free``) and waits through ``dh_chan_arm_consumer`` and a
+:class:`~drasi_host._notify.Notifier`, under asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import cffi
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drasi_host._abi import ffi, lib
+from drasi_host._notify import Notifier
+
+pytestmark = [
+    pytest.mark.skipif(
+        sys.platform == "win32" or shutil.which("cc") is None,
+        reason="needs a POSIX C compiler",
+    ),
+    pytest.mark.timeout(60),
+]
+
+HERE = Path(__file__).resolve().parent
+HELPER_SOURCE = HERE / "c" / "channel_helper.c"
+INCLUDE = HERE.parent / "cdefs"
+
+MODE_CHANGE = 1
+MODE_BOOTSTRAP = 2
+MODE_SENDER = 3
+
+SOURCE = lib.DH_KIND_SOURCE_EVENTS
+BOOTSTRAP = lib.DH_KIND_BOOTSTRAP_EVENTS
+RESULTS = lib.DH_KIND_RESULTS
+
+HAS_PAYLOAD = lib.DH_REC_HAS_PAYLOAD
+OVERSIZE = lib.DH_REC_OVERSIZE
+NULL_PAYLOAD = lib.DH_REC_NULL_PAYLOAD
+BAD_HINT = lib.DH_REC_BAD_HINT
+
+TIMEOUT = 10.0
+
+_PROTOTYPES = """
+Producer *producer_new(int mode, uintptr_t target, uintptr_t ctx, int64_t first_id,
+                       int64_t count);
+int producer_start(Producer *pr);
+int producer_done(Producer *pr);
+uint32_t producer_drops(Producer *pr, int64_t index);
+void producer_join(Producer *pr);
+void producer_free(Producer *pr);
+Puller *puller_new(uintptr_t pull, uintptr_t ctx, uint64_t out_cap);
+int puller_start(Puller *pu);
+int puller_done(Puller *pu);
+int64_t puller_got(Puller *pu);
+void puller_free(Puller *pu);
+int64_t pull_n(uintptr_t pull, uintptr_t ctx, int64_t n);
+"""
+
+
+def addr(cdata: Any) -> int:
+    """The address of a host-side pointer, to hand to the helper library."""
+    return int(ffi.cast("uintptr_t", cdata))
+
+
+def ctx(key: int) -> Any:
+    return ffi.cast("void *", key)
+
+
+class Helper:
+    """The compiled helper library, opened in ABI mode."""
+
+    def __init__(self, path: Path) -> None:
+        text = HELPER_SOURCE.read_text(encoding="utf-8")
+        match = re.search(r"/\* cdef-begin \*/(.*?)/\* cdef-end \*/", text, re.S)
+        assert match is not None
+        self.ffi = cffi.FFI()
+        self.ffi.cdef(match.group(1) + _PROTOTYPES)
+        self.lib: Any = self.ffi.dlopen(str(path))
+
+
+@pytest.fixture(scope="module")
+def helper(tmp_path_factory: pytest.TempPathFactory) -> Helper:
+    out = tmp_path_factory.mktemp("channel_helper") / "libchannel_helper.so"
+    cmd = [
+        "cc", "-std=c11", "-O1", "-g", "-fPIC", "-shared", "-pthread",
+        "-Wall", "-Wextra", "-Werror", "-I", str(INCLUDE),
+        str(HELPER_SOURCE), "-o", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return Helper(out)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+class Producer:
+    """A C thread pushing events ``first_id .. first_id + count - 1``."""
+
+    def __init__(
+        self, helper: Helper, mode: int, target: int, key: int, first_id: int, count: int
+    ) -> None:
+        self.helper = helper
+        self.first_id = first_id
+        self.count = count
+        self.p = helper.lib.producer_new(mode, target, key, first_id, count)
+        assert self.p != helper.ffi.NULL
+
+    def configure(self, **options: int) -> Producer:
+        for name, value in options.items():
+            setattr(self.p, name, value)
+        return self
+
+    def start(self) -> Producer:
+        assert self.helper.lib.producer_start(self.p) == 0
+        return self
+
+    @property
+    def done(self) -> bool:
+        return bool(self.helper.lib.producer_done(self.p))
+
+    def wait(self, timeout: float = TIMEOUT) -> Producer:
+        wait_for(lambda: self.done, "the producer thread", timeout)
+        self.helper.lib.producer_join(self.p)
+        return self
+
+    def drops(self) -> list[int]:
+        return [self.helper.lib.producer_drops(self.p, i) for i in range(self.count)]
+
+    def drops_of(self, ids: range) -> list[int]:
+        return [self.helper.lib.producer_drops(self.p, i - self.first_id) for i in ids]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.p, name)
+
+
+class Puller:
+    """A C thread pulling results until the pull callback returns NULL."""
+
+    def __init__(self, helper: Helper, key: int, out_cap: int = 1 << 20) -> None:
+        self.helper = helper
+        self.p = helper.lib.puller_new(addr(lib.dh_result_pull_ptr()), key, out_cap)
+        assert self.p != helper.ffi.NULL
+
+    def configure(self, **options: int) -> Puller:
+        for name, value in options.items():
+            setattr(self.p, name, value)
+        return self
+
+    def start(self) -> Puller:
+        assert self.helper.lib.puller_start(self.p) == 0
+        return self
+
+    @property
+    def done(self) -> bool:
+        return bool(self.helper.lib.puller_done(self.p))
+
+    @property
+    def got(self) -> int:
+        return int(self.helper.lib.puller_got(self.p))
+
+    def results(self) -> list[bytes]:
+        data = self.helper.ffi.buffer(self.p.out, self.p.out_len)[:]
+        out, off = [], 0
+        while off < len(data):
+            n = int.from_bytes(data[off : off + 4], sys.byteorder)
+            out.append(data[off + 4 : off + 4 + n])
+            off += 4 + n
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.p, name)
+
+
+class Rig:
+    """Channels and threads of one test, torn down in a safe order: channels
+    are released first (which unblocks every producer and puller), then the
+    threads are joined and their memory freed."""
+
+    def __init__(self, helper: Helper) -> None:
+        self.helper = helper
+        self.channels: list[tuple[int, Notifier]] = []
+        self.producers: list[Producer] = []
+        self.pullers: list[Puller] = []
+
+    def channel(self, kind: int, capacity: int) -> tuple[int, Notifier]:
+        notifier = Notifier()
+        key = lib.dh_chan_new(kind, capacity, notifier.write_fd)
+        assert key != 0
+        self.channels.append((key, notifier))
+        return key, notifier
+
+    def producer(
+        self,
+        key: int,
+        first_id: int,
+        count: int,
+        mode: int = MODE_CHANGE,
+        target: int | None = None,
+        **options: int,
+    ) -> Producer:
+        if target is None:
+            push = lib.dh_change_push_ptr() if mode == MODE_CHANGE else lib.dh_bootstrap_push_ptr()
+            target = addr(push)
+        producer = Producer(self.helper, mode, target, key, first_id, count).configure(**options)
+        self.producers.append(producer)
+        return producer
+
+    def puller(self, key: int, **options: int) -> Puller:
+        puller = Puller(self.helper, key).configure(**options)
+        self.pullers.append(puller)
+        return puller
+
+    def teardown(self) -> None:
+        for key, _ in self.channels:
+            lib.dh_chan_release(key)
+        stuck: list[object] = []
+        for producer in self.producers:
+            try:
+                producer.wait(5)
+            except AssertionError:
+                stuck.append(producer)  # leaked on purpose: its thread still runs
+                continue
+            self.helper.lib.producer_free(producer.p)
+        for puller in self.pullers:
+            try:
+                wait_for(functools.partial(getattr, puller, "done"), "a puller", 5)
+            except AssertionError:
+                stuck.append(puller)
+                continue
+            self.helper.lib.puller_free(puller.p)
+        for _, notifier in self.channels:
+            notifier.close()
+        assert not stuck, "threads still blocked after their channels were released"
+
+
+@pytest.fixture
+def rig(helper: Helper) -> Iterator[Rig]:
+    r = Rig(helper)
+    try:
+        yield r
+    finally:
+        r.teardown()
+
+
+# ---- draining ------------------------------------------------------------------
+
+
+@dataclass
+class Rec:
+    source_id: bytes
+    label: bytes
+    entity_id: bytes
+    payload: bytes | None
+    flags: int
+    payload_len: int
+    timestamp_us: int
+    sequence: int
+    op: int
+
+    @property
+    def id(self) -> int:
+        return int(self.entity_id[1:])
+
+
+def drain(
+    key: int,
+    max_records: int = 256,
+    *,
+    drasi: bool = True,
+    max_payload: int = 1 << 20,
+    max_batch: int = 1 << 24,
+) -> tuple[list[Rec], bool]:
+    """One ``dh_events_drain`` call, parsed; checks the arena is used exactly."""
+    records = ffi.new("DhEventRecord[]", max_records)
+    arena = ffi.new("uint8_t **")
+    arena_len = ffi.new("size_t *")
+    ended = ffi.new("int *")
+    n = lib.dh_events_drain(
+        key, records, max_records, arena, arena_len, int(drasi), max_payload, max_batch, ended
+    )
+    try:
+        if n < 0:
+            return [], bool(ended[0])
+        data = ffi.buffer(arena[0], arena_len[0])[:] if arena_len[0] else b""
+        out, off = [], 0
+        for i in range(n):
+            r = records[i]
+            parts = []
+            for length in (r.source_id_len, r.label_len, r.entity_id_len):
+                parts.append(data[off : off + length])
+                off += length
+            payload = None
+            if r.flags & HAS_PAYLOAD:
+                payload = data[off : off + r.payload_len]
+                off += r.payload_len
+            source_id, label, entity_id = parts
+            out.append(
+                Rec(
+                    source_id=source_id,
+                    label=label,
+                    entity_id=entity_id,
+                    payload=payload,
+                    flags=int(r.flags),
+                    payload_len=int(r.payload_len),
+                    timestamp_us=int(r.timestamp_us),
+                    sequence=int(r.sequence),
+                    op=int(r.op),
+                )
+            )
+        assert off == len(data), "the arena holds exactly the hints and payloads"
+        return out, bool(ended[0])
+    finally:
+        if arena[0] != ffi.NULL:
+            lib.free(arena[0])
+
+
+def drain_all(
+    key: int,
+    *,
+    per_call: int = 256,
+    check: Callable[[], None] | None = None,
+    pause: float = 0.0,
+    **options: Any,
+) -> list[Rec]:
+    """Drain until the stream ends (polling; the wake-up path is tested apart)."""
+    out: list[Rec] = []
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        records, ended = drain(key, per_call, **options)
+        out.extend(records)
+        if check is not None:
+            check()
+        if ended:
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream did not end; {len(out)} records so far")
+        if not records or pause:
+            time.sleep(pause or 0.0005)
+
+
+def stats(key: int) -> Any:
+    out = ffi.new("DhChanStats *")
+    assert lib.dh_chan_stats(key, out) == 0
+    return out
+
+
+def queued_is(key: int, n: int) -> bool:
+    return bool(stats(key).queued == n)
+
+
+def doc(i: int) -> bytes:
+    return b'{"id":%d}' % i
+
+
+def check_event(rec: Rec, i: int, first_id: int = 0) -> None:
+    assert rec.source_id == b"s%d" % first_id
+    assert rec.label == b"L%d" % (i % 3)
+    assert rec.entity_id == b"e%d" % i
+    assert rec.timestamp_us == 1_000_000 + i
+    assert rec.op == i % 3
+    assert rec.flags == HAS_PAYLOAD
+    assert rec.payload == doc(i)
+    assert rec.payload_len == len(doc(i))
+
+
+# ---- source events ----------------------------------------------------------------
+
+
+def test_events_arrive_in_order_and_are_released_once(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 64)
+    producer = rig.producer(key, 0, 2000, send_eos=1).start()
+    records = drain_all(key)
+    producer.wait()
+    assert [r.id for r in records] == list(range(2000))
+    for i, rec in enumerate(records):
+        check_event(rec, i)
+    assert (producer.accepted, producer.refused) == (2000, 0)
+    assert producer.eos_result == 0  # the end-of-stream call is answered false
+    assert producer.drops() == [1] * 2000
+    st = stats(key)
+    assert (st.pushed, st.rejected, st.queued, st.eos, st.capacity) == (2000, 0, 0, 1, 64)
+
+
+def test_concurrent_producers_keep_their_own_order(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    producers = [rig.producer(key, base, 1500).start() for base in (0, 100_000)]
+
+    def end_when_done() -> None:
+        for p in producers:
+            p.wait()
+        assert lib.dh_change_push(ctx(key), ffi.NULL) is False
+
+    ender = threading.Thread(target=end_when_done)
+    ender.start()
+    records = drain_all(key)
+    ender.join()
+    assert len(records) == 3000
+    for p in producers:
+        mine = [r for r in records if r.source_id == b"s%d" % p.first_id]
+        assert [r.id for r in mine] == list(range(p.first_id, p.first_id + 1500))
+        for r in mine:
+            check_event(r, r.id, p.first_id)
+        assert p.drops() == [1] * 1500
+    # The two streams really did interleave through the one channel.
+    sources = [r.source_id for r in records]
+    switches = sum(1 for a, b in itertools.pairwise(sources) if a != b)
+    assert switches > 1
+
+
+def test_back_pressure_blocks_the_producer_without_loss(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 4)
+    producer = rig.producer(key, 0, 400, send_eos=1).start()
+    wait_for(lambda: stats(key).queued == 4, "a full channel")
+    time.sleep(0.05)
+    st = stats(key)
+    assert (st.queued, st.pushed) == (4, 4)  # blocked: nothing lost, nothing dropped
+    assert not producer.done
+    assert producer.drops() == [0] * 400
+
+    def bounded() -> None:
+        assert stats(key).queued <= 4
+
+    records = drain_all(key, per_call=3, check=bounded, pause=0.0002)
+    producer.wait()
+    assert [r.id for r in records] == list(range(400))
+    assert producer.accepted == 400
+    assert producer.drops() == [1] * 400
+
+
+def test_close_unblocks_a_blocked_producer(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 4)
+    producer = rig.producer(key, 0, 10, stop_on_false=1).start()
+    wait_for(lambda: stats(key).queued == 4, "a full channel")
+    time.sleep(0.02)
+    assert not producer.done
+    lib.dh_chan_close(key)
+    producer.wait(2)
+    assert (producer.accepted, producer.refused, producer.first_refused_id) == (4, 1, 4)
+    drops = producer.drops()
+    assert drops[4] == 1  # the refused event was released by the host
+    assert drops[:4] == [0] * 4  # still queued
+    assert drops[5:] == [0] * 5  # never built: the producer stopped on false
+    st = stats(key)
+    assert (st.closed, st.rejected, st.queued) == (1, 1, 4)
+    # What was queued before the close is still delivered, then the stream ends.
+    records = drain_all(key)
+    assert [r.id for r in records] == [0, 1, 2, 3]
+    assert producer.drops()[:5] == [1] * 5
+
+
+def test_pushes_after_end_of_stream_are_refused_and_released(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 8)
+    first = rig.producer(key, 0, 3, send_eos=1).start().wait()
+    late = rig.producer(key, 100, 5, send_eos=1).start().wait()
+    assert (late.accepted, late.refused) == (0, 5)
+    assert late.drops() == [1] * 5
+    assert late.eos_result == 0
+    records = drain_all(key)
+    assert [r.id for r in records] == [0, 1, 2]
+    assert first.drops() == [1, 1, 1]
+    assert stats(key).rejected == 5
+
+
+def test_release_frees_queued_events_and_refuses_late_calls(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 8)
+    early = rig.producer(key, 0, 2).start().wait()
+    assert early.drops() == [0, 0]
+    lib.dh_chan_release(key)
+    assert early.drops() == [1, 1]  # queued events released with the channel
+    # A plugin that keeps pushing with the stale key: refused, released, no crash.
+    late = rig.producer(key, 10, 100, send_eos=1).start().wait()
+    assert (late.accepted, late.refused) == (0, 100)
+    assert late.drops() == [1] * 100
+    assert late.eos_result == 0
+    # Every entry point treats the stale key as unknown.
+    assert lib.dh_chan_stats(key, ffi.new("DhChanStats *")) == -1
+    records, ended = drain(key)
+    assert (records, ended) == ([], True)
+    assert lib.dh_chan_arm_consumer(key) == 1
+    assert lib.dh_results_push(key, b"x", 1) == -1
+    assert lib.dh_result_pull(ctx(key), ffi.NULL) == ffi.NULL
+    assert lib.dh_change_push(ctx(key), ffi.NULL) is False
+    lib.dh_chan_close(key)
+    lib.dh_chan_release(key)
+
+
+def test_release_unblocks_a_blocked_producer(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 2)
+    producer = rig.producer(key, 0, 10, stop_on_false=1).start()
+    wait_for(lambda: stats(key).queued == 2, "a full channel")
+    time.sleep(0.02)
+    lib.dh_chan_release(key)
+    producer.wait(2)
+    assert producer.refused == 1
+    assert producer.drops()[: producer.accepted + 1] == [1] * (producer.accepted + 1)
+    assert producer.drops()[producer.accepted + 1 :] == [0] * (9 - producer.accepted)
+
+
+def test_release_accepts_nothing_more(rig: Rig) -> None:
+    # Once a release has begun, a producer woken by the slots it frees must
+    # be refused, not handed space in a channel that is going away: a full
+    # channel of capacity C accepts exactly C events.  The race is timing
+    # dependent, so it is run many times.
+    accepted = []
+    for _ in range(25):
+        key, _ = rig.channel(SOURCE, 1)
+        producer = rig.producer(key, 0, 10_000, stop_on_false=1).start()
+        wait_for(functools.partial(queued_is, key, 1), "a full channel")
+        time.sleep(0.001)
+        lib.dh_chan_release(key)
+        producer.wait(2)
+        accepted.append(int(producer.accepted))
+        n = producer.accepted + producer.refused
+        assert producer.drops()[:n] == [1] * n
+    assert accepted == [1] * 25
+
+
+def test_keys_are_not_reused(rig: Rig) -> None:
+    old = lib.dh_chan_new(SOURCE, 4, -1)
+    lib.dh_chan_release(old)
+    new, _ = rig.channel(SOURCE, 4)
+    assert new != old
+    if new & 0xFFFFFFFF == old & 0xFFFFFFFF:
+        assert new >> 32 != old >> 32  # same slot, another generation
+    late = rig.producer(old, 0, 5).start().wait()
+    assert late.refused == 5
+    assert late.drops() == [1] * 5
+    assert stats(new).pushed == 0  # the new channel saw nothing
+    keys = set()
+    for _ in range(500):
+        k = lib.dh_chan_new(RESULTS, 1, -1)
+        assert k not in keys and k not in (old, new)
+        keys.add(k)
+        lib.dh_chan_release(k)
+
+
+# Keys no channel can have: generation 0 (never issued) or a generation far
+# beyond what any process reaches.
+_never_issued = st.integers(0, 2**32 - 1) | st.integers(2**63, 2**64 - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_never_issued)
+def test_unknown_keys_are_safe_everywhere(key: int) -> None:
+    assert lib.dh_chan_stats(key, ffi.new("DhChanStats *")) == -1
+    assert drain(key, 4) == ([], True)
+    assert lib.dh_chan_arm_consumer(key) == 1
+    assert lib.dh_results_push(key, b"x", 1) == -1
+    assert lib.dh_result_pull(ctx(key), ffi.NULL) == ffi.NULL
+    assert lib.dh_change_push(ctx(key), ffi.NULL) is False
+    assert lib.dh_bootstrap_push(ctx(key), ffi.NULL) is False
+    lib.dh_chan_close(key)
+    lib.dh_chan_release(key)
+
+
+def test_oversize_payload_is_flagged_and_not_copied(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    producer = rig.producer(key, 0, 30, send_eos=1, big_every=3, big_len=100_000).start()
+    records = drain_all(key, max_payload=64)
+    producer.wait()
+    assert [r.id for r in records] == list(range(30))
+    for r in records:
+        if r.id % 3 == 0:
+            assert r.flags == OVERSIZE
+            assert r.payload is None
+            assert r.payload_len == 100_000
+        else:
+            check_event(r, r.id)
+    assert producer.drops() == [1] * 30
+
+
+def test_payload_at_the_limit_is_copied(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 4)
+    producer = rig.producer(key, 0, 1, send_eos=1, big_every=1, big_len=5000).start()
+    records = drain_all(key, max_payload=5000)
+    producer.wait()
+    assert records[0].flags == HAS_PAYLOAD
+    assert records[0].payload == b"x" * 5000
+
+
+def test_bad_hints_are_flagged_and_not_read(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    producer = rig.producer(key, 0, 20, send_eos=1, bad_hint_every=2).start()
+    records = drain_all(key)
+    producer.wait()
+    assert len(records) == 20
+    for i, r in enumerate(records):
+        if i % 2 == 0:
+            assert r.flags == BAD_HINT | HAS_PAYLOAD
+            assert (r.label, r.entity_id) == (b"", b"")  # NULL+len and over-long: dropped
+            assert r.source_id == b"s0"
+            assert r.payload == doc(i)
+        else:
+            check_event(r, i)
+    assert producer.drops() == [1] * 20
+
+
+def test_null_payload_data_is_flagged(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    producer = rig.producer(key, 0, 10, send_eos=1, null_data_every=5).start()
+    records = drain_all(key)
+    producer.wait()
+    for r in records:
+        if r.id % 5 == 0:
+            assert r.flags == NULL_PAYLOAD
+            assert r.payload is None
+        else:
+            check_event(r, r.id)
+    assert producer.drops() == [1] * 10
+
+
+def test_opaque_payload_plugins_still_release_each_event(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    producer = rig.producer(key, 0, 50, send_eos=1).start()
+    records = drain_all(key, drasi=False)
+    producer.wait()
+    assert [r.id for r in records] == list(range(50))
+    assert all(r.flags == 0 and r.payload is None and r.payload_len == 0 for r in records)
+    assert producer.drops() == [1] * 50
+
+
+def test_batch_byte_limit(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 64)
+    producer = rig.producer(key, 0, 40, send_eos=1).start().wait()
+    assert producer.accepted == 40
+
+    def size(r: Rec) -> int:
+        return len(r.source_id) + len(r.label) + len(r.entity_id) + r.payload_len
+
+    # A zero byte budget still moves one record per call.
+    records, _ = drain(key, 64, max_batch=0)
+    assert len(records) == 1
+    # Otherwise a batch never exceeds the budget, and stops only when the next
+    # record would have.
+    budget = 60
+    seen = records
+    while True:
+        batch, ended = drain(key, 64, max_batch=budget)
+        if batch:
+            assert sum(size(r) for r in batch) <= budget
+            seen.extend(batch)
+        if ended:
+            break
+    assert [r.id for r in seen] == list(range(40))
+    assert producer.drops() == [1] * 40
+
+
+def test_record_count_limit(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    rig.producer(key, 0, 7, send_eos=1).start().wait()
+    sizes = []
+    while True:
+        batch, ended = drain(key, 3)
+        sizes.append(len(batch))
+        if ended:
+            break
+    assert sizes == [3, 3, 1]
+
+
+# ---- bootstrap events ----------------------------------------------------------------
+
+
+def test_bootstrap_channel_carries_sequences(rig: Rig) -> None:
+    key, _ = rig.channel(BOOTSTRAP, 8)
+    producer = rig.producer(key, 0, 300, mode=MODE_BOOTSTRAP, send_eos=1).start()
+    records = drain_all(key)
+    producer.wait()
+    assert [r.sequence for r in records] == list(range(300))
+    for i, r in enumerate(records):
+        assert (r.entity_id, r.label, r.op) == (b"e%d" % i, b"L%d" % (i % 3), 0)
+        assert r.timestamp_us == 2_000_000 + i
+        assert r.payload == doc(i)
+    assert producer.eos_result == 0
+    assert producer.drops() == [1] * 300
+
+
+def test_kind_mismatch_is_refused_and_released(rig: Rig) -> None:
+    bkey, _ = rig.channel(BOOTSTRAP, 8)
+    skey, _ = rig.channel(SOURCE, 8)
+    wrong1 = rig.producer(bkey, 0, 5, mode=MODE_CHANGE).start().wait()
+    wrong2 = rig.producer(skey, 0, 5, mode=MODE_BOOTSTRAP).start().wait()
+    for p in (wrong1, wrong2):
+        assert (p.accepted, p.refused) == (0, 5)
+        assert p.drops() == [1] * 5
+    assert stats(bkey).queued == stats(skey).queued == 0
+
+
+def test_host_bootstrap_sender(rig: Rig) -> None:
+    key, _ = rig.channel(BOOTSTRAP, 4)
+    sender = ffi.new("FfiBootstrapSender *")
+    lib.dh_bootstrap_sender_init(sender, key)
+    assert lib.dh_bootstrap_sender_send(sender.state, ffi.NULL) == -1  # no event
+    producer = rig.producer(key, 0, 200, mode=MODE_SENDER, target=addr(sender)).start()
+
+    def close_when_done() -> None:
+        producer.wait()
+        lib.dh_chan_close(key)
+
+    closer = threading.Thread(target=close_when_done)
+    closer.start()
+    records = drain_all(key)
+    closer.join()
+    assert (producer.accepted, producer.refused) == (200, 0)
+    assert [r.sequence for r in records] == list(range(200))
+    assert producer.drops() == [1] * 200
+    # Once the receiving side is closed, send reports it and still takes the payload.
+    late = rig.producer(key, 1000, 3, mode=MODE_SENDER, target=addr(sender)).start().wait()
+    assert (late.accepted, late.refused) == (0, 3)
+    assert late.drops() == [1] * 3
+    sender.drop_fn(sender.state)
+
+
+# ---- query results (host -> reaction) -------------------------------------------------
+
+
+def push_result(key: int, data: bytes) -> int:
+    return int(lib.dh_results_push(key, data, len(data)))
+
+
+def test_results_flow_to_a_pulling_thread(rig: Rig) -> None:
+    key, _ = rig.channel(RESULTS, 4)
+    docs = [b""] + [b"result-%d" % i for i in range(1, 300)]
+    for d in docs[:4]:
+        assert push_result(key, d) == 0
+    assert push_result(key, docs[4]) == 1  # full: not taken
+    assert stats(key).queued == 4
+    puller = rig.puller(key, delay_us=50).start()
+    deadline = time.monotonic() + TIMEOUT
+    for d in docs[4:]:
+        while (rc := push_result(key, d)) == 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.0002)
+        assert rc == 0
+    wait_for(lambda: stats(key).queued == 0 and puller.got == len(docs), "the puller")
+    assert not puller.done  # blocked in pull, waiting for more
+    lib.dh_chan_close(key)
+    wait_for(lambda: puller.done, "pull to return NULL after close", 2)
+    assert puller.results() == docs
+    assert puller.null_data == 0  # even the empty result has a non-NULL data pointer
+    st = stats(key)
+    assert (st.pushed, st.closed) == (len(docs), 1)
+
+
+def test_close_makes_a_blocked_pull_return_null_promptly(rig: Rig) -> None:
+    key, _ = rig.channel(RESULTS, 4)
+    puller = rig.puller(key, extra_calls=10_000).start()
+    time.sleep(0.05)
+    assert not puller.done  # blocked: nothing to pull
+    t0 = time.monotonic()
+    lib.dh_chan_close(key)
+    wait_for(lambda: puller.done, "pull to return NULL", 2)
+    assert time.monotonic() - t0 < 1.0
+    assert puller.got == 0
+    assert puller.extra_nulls == 10_000  # and keeps returning NULL however often called
+    assert push_result(key, b"late") == -1
+
+
+def test_pull_after_close_returns_null_even_with_queued_results(rig: Rig, helper: Helper) -> None:
+    key, _ = rig.channel(RESULTS, 4)
+    for i in range(3):
+        assert push_result(key, b"r%d" % i) == 0
+    lib.dh_chan_close(key)
+    assert helper.lib.pull_n(addr(lib.dh_result_pull_ptr()), key, 100) == 100
+    lib.dh_chan_release(key)  # frees the three queued results with their drop_fn
+    assert lib.dh_result_pull(ctx(key), ffi.NULL) == ffi.NULL
+
+
+def test_release_wakes_a_blocked_pull(rig: Rig) -> None:
+    key, _ = rig.channel(RESULTS, 2)
+    puller = rig.puller(key, extra_calls=100).start()
+    time.sleep(0.03)
+    assert not puller.done
+    lib.dh_chan_release(key)
+    wait_for(lambda: puller.done, "pull to return NULL after release", 2)
+    assert puller.extra_nulls == 100
+
+
+def test_results_push_refusals(rig: Rig) -> None:
+    skey, _ = rig.channel(SOURCE, 2)
+    assert push_result(skey, b"x") == -1  # not a results channel
+    rkey, _ = rig.channel(RESULTS, 2)
+    lib.dh_chan_close(rkey)
+    assert push_result(rkey, b"x") == -1
+
+
+# ---- waking the event loop ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def wait_woken(notifier: Notifier) -> int:
+    """Wait for the notifier while another task keeps running; returns how
+    many times that task ran (the loop was not blocked)."""
+    ticks = 0
+    done = anyio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await anyio.sleep(0.002)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        with anyio.fail_after(5):
+            await notifier.wait()
+        done.set()
+    return ticks
+
+
+@pytest.mark.anyio
+async def test_push_wakes_an_armed_consumer(rig: Rig) -> None:
+    key, notifier = rig.channel(SOURCE, 8)
+    notifier.clear()
+    assert lib.dh_chan_arm_consumer(key) == 0  # empty and open: armed
+    producer = rig.producer(key, 0, 1, start_delay_ms=60).start()
+    ticks = await wait_woken(notifier)
+    assert ticks >= 2  # the loop kept running while it waited
+    records, ended = drain(key)
+    assert [r.id for r in records] == [0]
+    assert not ended
+    producer.wait()
+
+
+@pytest.mark.anyio
+async def test_arm_reports_ready_channels(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 8)
+    rig.producer(key, 0, 1).start().wait()
+    assert lib.dh_chan_arm_consumer(key) == 1  # something queued
+    drain(key)
+    assert lib.dh_chan_arm_consumer(key) == 0
+    assert lib.dh_change_push(ctx(key), ffi.NULL) is False
+    assert lib.dh_chan_arm_consumer(key) == 1  # ended
+    key2, _ = rig.channel(SOURCE, 8)
+    lib.dh_chan_close(key2)
+    assert lib.dh_chan_arm_consumer(key2) == 1  # closed
+    await anyio.sleep(0)
+
+
+@pytest.mark.anyio
+async def test_end_of_stream_wakes_the_consumer(rig: Rig) -> None:
+    key, notifier = rig.channel(BOOTSTRAP, 8)
+    notifier.clear()
+    assert lib.dh_chan_arm_consumer(key) == 0
+    producer = rig.producer(key, 0, 0, mode=MODE_BOOTSTRAP, send_eos=1, start_delay_ms=30)
+    producer.start()
+    await wait_woken(notifier)
+    assert drain(key) == ([], True)
+    producer.wait()
+
+
+@pytest.mark.anyio
+async def test_close_wakes_the_consumer(rig: Rig) -> None:
+    key, notifier = rig.channel(SOURCE, 8)
+    notifier.clear()
+    assert lib.dh_chan_arm_consumer(key) == 0
+
+    def close_later() -> None:
+        time.sleep(0.03)
+        lib.dh_chan_close(key)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, close_later)
+        await wait_woken(notifier)
+    assert drain(key) == ([], True)
+
+
+@pytest.mark.anyio
+async def test_free_space_wakes_a_waiting_results_producer(rig: Rig) -> None:
+    key, notifier = rig.channel(RESULTS, 2)
+    assert push_result(key, b"a") == 0
+    assert push_result(key, b"b") == 0
+    notifier.clear()
+    assert push_result(key, b"c") == 1  # full: the producer is armed
+    puller = rig.puller(key).start()
+    await wait_woken(notifier)
+    # The wake-up comes from a pull that freed a slot, so the push now fits.
+    assert push_result(key, b"c") == 0
+    with anyio.fail_after(5):
+        while puller.got < 3:
+            await anyio.sleep(0.001)
+    lib.dh_chan_close(key)
+    with anyio.fail_after(5):
+        while not puller.done:
+            await anyio.sleep(0.001)
+    assert puller.results() == [b"a", b"b", b"c"]
+
+
+@pytest.mark.anyio
+async def test_async_consumer_with_back_pressure(rig: Rig) -> None:
+    key, notifier = rig.channel(SOURCE, 4)
+    producer = rig.producer(key, 0, 3000, send_eos=1).start()
+    received: list[Rec] = []
+    waits = 0
+    with anyio.fail_after(TIMEOUT):
+        while True:
+            records, ended = drain(key, 64)
+            received.extend(records)
+            if ended:
+                break
+            if not records and lib.dh_chan_arm_consumer(key) == 0:
+                waits += 1
+                await notifier.wait()
+    producer.wait()
+    assert [r.id for r in received] == list(range(3000))
+    assert producer.drops() == [1] * 3000
+    assert waits > 0
