@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _builder() -> Any:
-    spec = importlib.util.spec_from_file_location("fixture_build", ROOT / "plugins_fixture" / "build.py")
+    spec = importlib.util.spec_from_file_location(
+        "fixture_build", ROOT / "plugins_fixture" / "build.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -95,8 +97,12 @@ async def _results(lib: Path, n: int) -> float:
     from drasi_host.loader import load_plugin
 
     plugin = load_plugin(lib, CallbackContext("bench"))
-    reaction = await plugin.reaction_plugins[0].create_reaction("bench-reaction", ["q"], {"record": "count"})
-    result = QueryResult("q", datetime.now(timezone.utc), [ResultDiff.add({"id": "n1", "value": 1})])
+    reaction = await plugin.reaction_plugins[0].create_reaction(
+        "bench-reaction", ["q"], {"record": "count"}
+    )
+    result = QueryResult(
+        "q", datetime.now(timezone.utc), [ResultDiff.add({"id": "n1", "value": 1})]
+    )
     async with reaction:
         await reaction.initialize(ReactionRuntimeContext("bench", "bench-reaction"))
         await reaction.start()
@@ -130,19 +136,28 @@ async def _store_ops(lib: Path, n: int) -> float:
 
 def _line(name: str, value: float, baseline: float, target: str) -> None:
     ratio = value / baseline if baseline else float("nan")
-    print(f"{name:34} {value:>14,.0f}/s   baseline {baseline:>14,.0f}/s   ratio {ratio:5.2f}   target {target}")
+    print(
+        f"{name:34} {value:>14,.0f}/s   baseline {baseline:>14,.0f}/s"
+        f"   ratio {ratio:5.2f}   target {target}"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--results", type=int, default=500_000)
     parser.add_argument("--store-ops", type=int, default=500_000)
-    parser.add_argument("--soak", type=int, default=10_000_000, help="events for the memory check (0: skip)")
+    parser.add_argument(
+        "--soak", type=int, default=10_000_000, help="events for the memory check (0: skip)"
+    )
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
     args = parser.parse_args()
 
-    built = _builder().build_fixtures(Path(os.environ.get("DRASI_BENCH_BUILD", "/tmp/drasi-bench-plugins")))
+    built = _builder().build_fixtures(
+        Path(os.environ.get("DRASI_BENCH_BUILD", "/tmp/drasi-bench-plugins"))
+    )
     native = built["native_consumer"]
     source, reaction, services = built["source"], built["reaction"], built["services"]
     backend = args.backend
@@ -166,9 +181,11 @@ def main() -> int:
         samples: list[float] = [_rss_mb()]
         rate = anyio.run(_events, source, args.soak, False, samples, backend=backend)
         samples.append(_rss_mb())
-        print(f"memory over {args.soak:,} events ({rate:,.0f}/s): RSS MB "
-              + " ".join(f"{s:.0f}" for s in samples)
-              + f"   growth after the first million: {samples[-1] - samples[1]:+.1f} MB")
+        print(
+            f"memory over {args.soak:,} events ({rate:,.0f}/s): RSS MB "
+            + " ".join(f"{s:.0f}" for s in samples)
+            + f"   growth after the first million: {samples[-1] - samples[1]:+.1f} MB"
+        )
     return 0
 
 

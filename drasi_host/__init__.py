@@ -78,7 +78,10 @@ __version__ = "0.1.0"
 
 def get_include() -> str:
     """The directory holding ``drasi_plugin.h`` (for building plugins against
-    this host's ABI, e.g. ``cc -I$(python -c 'import drasi_host; print(drasi_host.get_include())')``)."""
+    this host's ABI::
+
+        cc -I"$(python -c 'import drasi_host; print(drasi_host.get_include())')" ...
+    """
     from pathlib import Path
 
     here = Path(__file__).resolve().parent
@@ -86,6 +89,7 @@ def get_include() -> str:
         if (candidate / "drasi_plugin.h").is_file():
             return str(candidate)
     raise FileNotFoundError("drasi_plugin.h is not installed with this package")
+
 
 __all__ = [
     "HOST_SDK_VERSION",

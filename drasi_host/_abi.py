@@ -66,7 +66,9 @@ def decode_utf8(data: bytes, what: str, *, strict: bool = True) -> str:
     except UnicodeDecodeError as exc:
         if not strict:
             return data.decode("utf-8", errors="replace")
-        raise PluginProtocolError(f"{what}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise PluginProtocolError(
+            f"{what}: invalid UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
 
 
 def read_str(value: CData, what: str, *, strict: bool = True) -> str:

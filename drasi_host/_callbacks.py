@@ -105,13 +105,13 @@ def c_callback(on_error: Callable[[BaseException], Any]) -> Callable[[F], F]:
         def wrapper(*args: Any) -> Any:
             try:
                 return fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - nothing may cross into C
+            except BaseException as exc:
                 callback_errors.count += 1
                 callback_errors.last = exc
                 try:
                     _log.error("error in plugin callback %s: %r", fn.__name__, exc, exc_info=exc)
                     return on_error(exc)
-                except BaseException:  # noqa: BLE001
+                except BaseException:
                     return None
 
         return wrapper  # type: ignore[return-value]

@@ -11,6 +11,7 @@ fed from plugin threads (log and lifecycle subscriptions).
 from __future__ import annotations
 
 import collections
+import contextlib
 import socket
 import threading
 from typing import Generic, TypeVar
@@ -37,10 +38,9 @@ class Notifier:
     def notify(self) -> None:
         if self._closed:
             return
-        try:
+        # BlockingIOError: unread bytes already pending, a wake-up is due anyway.
+        with contextlib.suppress(BlockingIOError, OSError):
             self._writer.send(b"\x01")
-        except (BlockingIOError, OSError):
-            pass  # already has unread bytes, or closed: a wake-up is pending either way
 
     def clear(self) -> None:
         """Discard pending wake-up bytes."""

@@ -28,7 +28,9 @@ def _plugin_files(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix in LIBRARY_SUFFIXES))
+            files.extend(
+                sorted(p for p in path.iterdir() if p.is_file() and p.suffix in LIBRARY_SUFFIXES)
+            )
         else:
             files.append(path)
     return files
@@ -39,7 +41,11 @@ def _describe(plugin: Any) -> dict[str, Any]:
 
     def factories(items: Sequence[Any]) -> list[dict[str, str]]:
         return [
-            {"kind": f.kind, "config_version": f.config_version, "config_schema_name": f.config_schema_name}
+            {
+                "kind": f.kind,
+                "config_version": f.config_version,
+                "config_schema_name": f.config_schema_name,
+            }
             for f in items
         ]
 
@@ -59,13 +65,22 @@ def _print_plugin(info: dict[str, Any]) -> None:
     if meta is None:
         print("  metadata: none exported")
     else:
-        print(f"  sdk {meta['sdk_version']}  core {meta['core_version']}  lib {meta['lib_version']}"
-              f"  plugin {meta['plugin_version']}  target {meta['target_triple']}")
+        print(
+            f"  sdk {meta['sdk_version']}  core {meta['core_version']}  lib {meta['lib_version']}"
+            f"  plugin {meta['plugin_version']}  target {meta['target_triple']}"
+        )
         print(f"  commit {meta['git_commit']}  built {meta['build_timestamp']}")
     print(f"  payload format: {info['payload_format'] or 'opaque (none exported)'}")
-    for title, key in (("source", "sources"), ("reaction", "reactions"), ("bootstrap", "bootstrap_providers")):
+    for title, key in (
+        ("source", "sources"),
+        ("reaction", "reactions"),
+        ("bootstrap", "bootstrap_providers"),
+    ):
         for f in info[key]:
-            print(f"  {title:9} {f['kind']:24} config {f['config_version']:8} schema {f['config_schema_name']}")
+            print(
+                f"  {title:9} {f['kind']:24} config {f['config_version']:8}"
+                f" schema {f['config_schema_name']}"
+            )
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -107,18 +122,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drasi-host", description="Host tools for Drasi plugins.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (repeatable)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (repeatable)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="load plugins and print their metadata and factories")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a plugin library or a directory of them")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a plugin library or a directory of them"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("demo", help="run a source -> Python -> reaction pipeline end to end")
-    p.add_argument("--events", type=int, default=1000, help="events the source emits (default 1000)")
-    p.add_argument("--plugins", type=Path, default=None,
-                   help="directory with the demo plugins (default: build them from the bundled sources)")
+    p.add_argument(
+        "--events", type=int, default=1000, help="events the source emits (default 1000)"
+    )
+    p.add_argument(
+        "--plugins",
+        type=Path,
+        default=None,
+        help="directory with the demo plugins (default: build them from the bundled sources)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_demo)
 
@@ -128,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         missing = str(exc)
 
         def unavailable(args: argparse.Namespace) -> int:
-            print(f"registry commands need the 'registry' extra "
-                  f"(pip install 'drasi-host[registry]'): {missing}", file=sys.stderr)
+            print(
+                f"registry commands need the 'registry' extra "
+                f"(pip install 'drasi-host[registry]'): {missing}",
+                file=sys.stderr,
+            )
             return 2
 
         for name in ("pull", "verify", "search"):
@@ -145,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * args.verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except DrasiHostError as exc:

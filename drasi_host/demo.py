@@ -49,7 +49,9 @@ def _cache_dir() -> Path:
 
 def build_demo_plugins(out_dir: Path | None = None) -> dict[str, Path]:
     """Compile the demo source and reaction plugins (rebuilt only when needed)."""
-    built: dict[str, Path] = _builder().build_fixtures(out_dir or _cache_dir(), only=["source", "reaction"])
+    built: dict[str, Path] = _builder().build_fixtures(
+        out_dir or _cache_dir(), only=["source", "reaction"]
+    )
     return built
 
 
@@ -91,12 +93,19 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
         sent = 0
         sent_bytes = 0
         codec = reaction._codec
+        if codec is None:
+            raise RuntimeError(f"{reaction_lib.name} exports no payload format")
         async with source, reaction:
             await source.initialize(SourceRuntimeContext("demo", "demo-source", state_store=store))
-            await reaction.initialize(ReactionRuntimeContext("demo", "demo-reaction", state_store=store))
+            await reaction.initialize(
+                ReactionRuntimeContext("demo", "demo-reaction", state_store=store)
+            )
             await reaction.start()
             await source.start()
-            say(f"source status {(await source.status()).name}, reaction status {(await reaction.status()).name}")
+            say(
+                f"source status {(await source.status()).name}, "
+                f"reaction status {(await reaction.status()).name}"
+            )
             response = await source.subscribe(
                 SubscriptionSettings("demo-source", "demo-query", True, ["Person"], ["KNOWS"])
             )
@@ -109,7 +118,11 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
                     change = event.change
                     assert change is not None
                     ops[event.op.name] += 1
-                    data = {"id": event.entity_id, "label": event.label, **change.element.properties}
+                    data = {
+                        "id": event.entity_id,
+                        "label": event.label,
+                        **change.element.properties,
+                    }
                     if event.op is ChangeOp.INSERT:
                         diff = ResultDiff.add(data)
                     elif event.op is ChangeOp.DELETE:
@@ -122,7 +135,10 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
                     sent += 1
                     sent_bytes += len(encoded)
                     if sent <= 3:
-                        say(f"  {event.op.name.lower():6} {event.label} {event.entity_id} -> reaction")
+                        say(
+                            f"  {event.op.name.lower():6} {event.label} {event.entity_id}"
+                            " -> reaction"
+                        )
             await source.stop()
             # Let the reaction's thread take what is queued, then stop it.
             await reaction.flush(timeout=30)
@@ -131,9 +147,14 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
         recorded = store.get("demo-reaction", "result_count")
         recorded_bytes = store.get("demo-reaction", "result_bytes")
         count = int(recorded) if recorded is not None else -1
-        logs = sum(len(callbacks.log_registry.get(i, c)) for i, c in callbacks.log_registry.components())
+        logs = sum(
+            len(callbacks.log_registry.get(i, c)) for i, c in callbacks.log_registry.components()
+        )
         say(f"events by op: {dict(ops)}")
-        say(f"lifecycle: {[e.status.name for e in callbacks.source_event_history.get('demo-source')]}")
+        say(
+            "lifecycle: "
+            f"{[e.status.name for e in callbacks.source_event_history.get('demo-source')]}"
+        )
         say(f"plugin log messages: {logs}")
         print(
             f"demo: {sum(ops.values())} events from the source plugin, {sent} query results "
@@ -145,7 +166,10 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
         reaction_plugin.close()
         ok = count == sent and int(recorded_bytes or b"-1") == sent_bytes and sent == events
         if not ok:
-            print("demo: MISMATCH between what was sent and what the reaction recorded", file=sys.stderr)
+            print(
+                "demo: MISMATCH between what was sent and what the reaction recorded",
+                file=sys.stderr,
+            )
         return 0 if ok else 1
 
 

@@ -305,7 +305,9 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
         raise PluginLoadError("missing required symbol drasi_plugin_init", path)
     registration = init()
     if registration == NULL:
-        raise PluginLoadError("drasi_plugin_init returned NULL (the plugin failed to initialise)", path)
+        raise PluginLoadError(
+            "drasi_plugin_init returned NULL (the plugin failed to initialise)", path
+        )
 
     route = _Route(callbacks, plugin_id=path.stem)
     reg = ffi.new("FfiPluginRegistration *", registration[0])
@@ -319,12 +321,25 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
     factories: list[_Factory] = []
     kinds: Iterable[tuple[str, str, int, type[_Factory]]] = (
         ("source_plugins", "SourcePluginVtable", reg.source_plugin_count, SourcePluginProxy),
-        ("reaction_plugins", "ReactionPluginVtable", reg.reaction_plugin_count, ReactionPluginProxy),
-        ("bootstrap_plugins", "BootstrapPluginVtable", reg.bootstrap_plugin_count, BootstrapPluginProxy),
+        (
+            "reaction_plugins",
+            "ReactionPluginVtable",
+            reg.reaction_plugin_count,
+            ReactionPluginProxy,
+        ),
+        (
+            "bootstrap_plugins",
+            "BootstrapPluginVtable",
+            reg.bootstrap_plugin_count,
+            BootstrapPluginProxy,
+        ),
     )
     kinds = tuple(kinds)
-    broken = [f"{field} is NULL with count {count}" for field, _, count, _ in kinds
-              if count and getattr(reg, field) == NULL]
+    broken = [
+        f"{field} is NULL with count {count}"
+        for field, _, count, _ in kinds
+        if count and getattr(reg, field) == NULL
+    ]
     vtables: list[tuple[type[_Factory], Any]] = []
     for field, ctype, count, cls in kinds:
         array = getattr(reg, field)

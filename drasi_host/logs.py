@@ -24,7 +24,7 @@ from typing import Any
 from . import _abi
 from ._callbacks import handles
 from ._notify import ThreadSafeQueue
-from .models import ComponentEvent, ComponentStatus, LogLevel, LogMessage
+from .models import ComponentEvent, ComponentStatus, LogMessage
 
 __all__ = [
     "CallbackContext",
@@ -162,7 +162,11 @@ class CallbackContext:
         )
 
     def history_for(self, component_type: str) -> ComponentEventHistory:
-        return self.reaction_event_history if component_type == "reaction" else self.source_event_history
+        return (
+            self.reaction_event_history
+            if component_type == "reaction"
+            else self.source_event_history
+        )
 
     # Called from plugin threads through _callbacks (the ctx key names a _Route).
     def record_log(self, message: LogMessage) -> None:

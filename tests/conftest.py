@@ -34,7 +34,9 @@ def fixture_builder() -> Any:
 
 
 @pytest.fixture(scope="session")
-def fixture_plugins(tmp_path_factory: pytest.TempPathFactory, fixture_builder: Any) -> dict[str, Path]:
+def fixture_plugins(
+    tmp_path_factory: pytest.TempPathFactory, fixture_builder: Any
+) -> dict[str, Path]:
     """Every fixture plugin, built from source: name -> library path."""
     out = os.environ.get("DRASI_FIXTURE_BUILD_DIR")
     out_dir = Path(out) if out else tmp_path_factory.mktemp("plugins")

@@ -29,7 +29,7 @@ from drasi_host._abi import NULL, key_ctx, lib
 from drasi_host.bridges.state_store import MemoryStateStore
 from drasi_host.loader import load_plugin
 from drasi_host.models import ComponentStatus
-from drasi_host.payloads import codec_for
+from drasi_host.payloads import PayloadCodec, codec_for
 from drasi_host.proxies import reaction as reaction_module
 from drasi_host.proxies.reaction import ReactionProxy
 
@@ -38,11 +38,14 @@ pytestmark = pytest.mark.anyio
 N = 2000
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
-JSON = codec_for("application/json")
-assert JSON is not None
+_json = codec_for("application/json")
+assert _json is not None
+JSON: PayloadCodec = _json
 
 _summary_ffi = cffi.FFI()
-_summary_ffi.cdef("void drasi_fixture_reaction_summary(int64_t *count, int64_t *bytes, uint64_t *fnv);")
+_summary_ffi.cdef(
+    "void drasi_fixture_reaction_summary(int64_t *count, int64_t *bytes, uint64_t *fnv);"
+)
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +148,8 @@ async def make_reaction(
         query_ids: tuple[str, ...] = ("q1",),
         rid: str = "r1",
     ) -> ReactionProxy:
-        reaction = await plugin.reaction_plugins[0].create_reaction(rid, list(query_ids), config or {})
+        factory = plugin.reaction_plugins[0]
+        reaction = await factory.create_reaction(rid, list(query_ids), config or {})
         created.append(reaction)
         await reaction.initialize(ReactionRuntimeContext("test", rid, state_store=store))
         return reaction
@@ -203,6 +207,7 @@ async def test_record_store_writes_each_encoded_document(make_reaction: Callable
     await reaction.stop()
     for i, result in enumerate(results):
         stored = store.get("r1", f"result:{i:08d}")
+        assert stored is not None
         assert stored == JSON.encode_query_result(result), i
         assert JSON.decode_query_result(stored) == result
     assert store.get("r1", f"result:{N:08d}") is None

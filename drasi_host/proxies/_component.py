@@ -86,7 +86,9 @@ class ComponentProxy:
         self._instance_ctx: InstanceCallbackContext | None = None
         try:
             _require(vt, self._required, f"{plugin_label} {self.component_type}")
-            self.id: str = _abi.read_str(vt.id_fn(vt.state), f"{plugin_label} {self.component_type} id")
+            self.id: str = _abi.read_str(
+                vt.id_fn(vt.state), f"{plugin_label} {self.component_type} id"
+            )
             self.type_name: str = _abi.read_str(
                 vt.type_name_fn(vt.state), f"{plugin_label} {self.component_type} type_name"
             )

@@ -35,7 +35,6 @@ drops the vtable, ``dh_py_provider_drop`` forgets the key.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import threading
 import weakref
@@ -365,20 +364,25 @@ class _HostProvider:
         self, request: BootstrapRequest, context: BootstrapContext, send_fn: Any, state: Any
     ) -> int:
         """Run the provider on the event loop; returns the records the plugin
-        took, or -1 when the provider failed (logged)."""
+        took, or -1 when the provider (or encoding an event) failed, logged.
+        Events the provider sent before failing are still handed over."""
         tx, rx = anyio.create_memory_object_stream[BootstrapEvent](_PROVIDER_BUFFER)
+        failures: list[Exception] = []
         sent = 0
 
         async def produce() -> None:
-            # BrokenResourceError: the plugin stopped taking records.
-            with contextlib.suppress(anyio.BrokenResourceError):
-                async with tx:
+            async with tx:
+                try:
                     await self.provider.bootstrap(request, context, tx)
+                except anyio.BrokenResourceError:
+                    pass  # the plugin stopped taking records
+                except Exception as exc:
+                    failures.append(exc)
 
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(produce)
-                async with rx:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            async with rx:
+                try:
                     while True:
                         try:
                             batch = [await rx.receive()]
@@ -389,16 +393,22 @@ class _HostProvider:
                                 batch.append(rx.receive_nowait())
                             except (anyio.WouldBlock, anyio.EndOfStream):
                                 break
-                        taken = await anyio.to_thread.run_sync(self._send_batch, batch, send_fn,
-                                                               state)
+                        taken = await anyio.to_thread.run_sync(
+                            self._send_batch, batch, send_fn, state
+                        )
                         if taken < 0:
                             sent += -1 - taken
                             tg.cancel_scope.cancel()
                             break
                         sent += taken
-        except Exception as exc:
-            _log.error("%s: bootstrap provider %r failed for query %r: %r", self.label,
-                       self.provider, request.query_id, exc, exc_info=exc)
+                except Exception as exc:
+                    failures.append(exc)
+                    tg.cancel_scope.cancel()
+        if failures:
+            failure = failures[0]
+            _log.error("%s: bootstrap provider %r failed for query %r after %d records: %r",
+                       self.label, self.provider, request.query_id, sent, failure,
+                       exc_info=failure)
             return -1
         return sent
 

@@ -57,14 +57,21 @@ class _Factory:
         self._released = False
         self.plugin_label = plugin_label
         what = f"{plugin_label} {self.component_type} factory"
-        required = ("kind_fn", "config_version_fn", "config_schema_json_fn",
-                    "config_schema_name_fn", self._create_field)
+        required = (
+            "kind_fn",
+            "config_version_fn",
+            "config_schema_json_fn",
+            "config_schema_name_fn",
+            self._create_field,
+        )
         missing = [n for n in required if getattr(vt, n) == NULL]
         if missing:
             raise PluginProtocolError(f"{what}: NULL function pointer(s): {', '.join(missing)}")
         self.kind: str = _abi.read_str(vt.kind_fn(vt.state), f"{what} kind")
         what = f"{plugin_label} {self.component_type} factory {self.kind!r}"
-        self.config_version: str = _abi.read_str(vt.config_version_fn(vt.state), f"{what} config_version")
+        self.config_version: str = _abi.read_str(
+            vt.config_version_fn(vt.state), f"{what} config_version"
+        )
         self.config_schema_name: str = _abi.read_str(
             vt.config_schema_name_fn(vt.state), f"{what} config_schema_name"
         )
@@ -100,7 +107,9 @@ class _Factory:
         try:
             schema = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise PluginProtocolError(f"{self.label}: config schema is not valid JSON: {exc}") from None
+            raise PluginProtocolError(
+                f"{self.label}: config schema is not valid JSON: {exc}"
+            ) from None
         if not isinstance(schema, dict):
             raise PluginProtocolError(
                 f"{self.label}: config schema is a JSON {type(schema).__name__}, not an object"
@@ -110,7 +119,9 @@ class _Factory:
     async def _create(self, what: str, *args: Any) -> Any:
         self._check_open()
         mark = self._route.mark()
-        ptr = await anyio.to_thread.run_sync(getattr(self._vt, self._create_field), self._vt.state, *args)
+        ptr = await anyio.to_thread.run_sync(
+            getattr(self._vt, self._create_field), self._vt.state, *args
+        )
         if ptr == NULL:
             logged = self._route.messages_since(mark)
             raise PluginCallError(
@@ -133,11 +144,18 @@ class SourcePluginProxy(_Factory):
         self, id: str, config: Mapping[str, Any] | str | None = None, auto_start: bool = True
     ) -> SourceProxy:
         b = Borrowed()
-        ptr = await self._create(f"create_source({id!r})", b.str(id), b.str(_config_json(config)), auto_start)
+        ptr = await self._create(
+            f"create_source({id!r})", b.str(id), b.str(_config_json(config)), auto_start
+        )
         vt = ffi.new("SourceVtable *", ptr[0])
         lib.free(ptr)
-        return SourceProxy(vt, plugin_label=self.plugin_label, codec=self._codec,
-                           media_type=self.payload_format, callbacks=self._callbacks)
+        return SourceProxy(
+            vt,
+            plugin_label=self.plugin_label,
+            codec=self._codec,
+            media_type=self.payload_format,
+            callbacks=self._callbacks,
+        )
 
 
 class ReactionPluginProxy(_Factory):
@@ -163,8 +181,13 @@ class ReactionPluginProxy(_Factory):
         )
         vt = ffi.new("ReactionVtable *", ptr[0])
         lib.free(ptr)
-        return ReactionProxy(vt, plugin_label=self.plugin_label, codec=self._codec,
-                             media_type=self.payload_format, callbacks=self._callbacks)
+        return ReactionProxy(
+            vt,
+            plugin_label=self.plugin_label,
+            codec=self._codec,
+            media_type=self.payload_format,
+            callbacks=self._callbacks,
+        )
 
 
 class BootstrapPluginProxy(_Factory):
@@ -186,9 +209,14 @@ class BootstrapPluginProxy(_Factory):
         )
         vt = ffi.new("BootstrapProviderVtable *", ptr[0])
         lib.free(ptr)
-        return BootstrapProviderProxy(vt, plugin_label=self.plugin_label, codec=self._codec,
-                                      media_type=self.payload_format, callbacks=self._callbacks,
-                                      log_route=self._route)
+        return BootstrapProviderProxy(
+            vt,
+            plugin_label=self.plugin_label,
+            codec=self._codec,
+            media_type=self.payload_format,
+            callbacks=self._callbacks,
+            log_route=self._route,
+        )
 
 
 from .bootstrap import BootstrapProviderProxy  # noqa: E402

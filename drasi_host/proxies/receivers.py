@@ -88,8 +88,15 @@ class EventChannel:
             self.ended = True
             return 0
         n = lib.dh_events_drain(
-            self.key, self._records, BATCH, self._arena, self._arena_len,
-            self._drasi, MAX_PAYLOAD_SIZE, MAX_BATCH_BYTES, self._ended,
+            self.key,
+            self._records,
+            BATCH,
+            self._arena,
+            self._arena_len,
+            self._drasi,
+            MAX_PAYLOAD_SIZE,
+            MAX_BATCH_BYTES,
+            self._ended,
         )
         if self._ended[0]:
             self.ended = True
@@ -134,20 +141,31 @@ class EventChannel:
                 append(self._error(flags, op, pl, source_id, entity_id))
                 continue
             if bootstrap:
-                append(BootstrapEvent(source_id, ts, ChangeOp.INSERT, label, entity_id, payload, codec, seq))
+                append(
+                    BootstrapEvent(
+                        source_id, ts, ChangeOp.INSERT, label, entity_id, payload, codec, seq
+                    )
+                )
             else:
-                append(SourceEventWrapper(source_id, ts, _OPS[op], label, entity_id, payload, codec))
+                append(
+                    SourceEventWrapper(source_id, ts, _OPS[op], label, entity_id, payload, codec)
+                )
 
     def _error(self, flags: int, op: int, size: int, source_id: str, entity_id: str) -> Exception:
         where = f"{self.label}: event {entity_id!r} from {source_id!r}"
         if flags & lib.DH_REC_OVERSIZE:
             return PluginProtocolError(
-                f"{where}: payload of {size} bytes exceeds the maximum of {MAX_PAYLOAD_SIZE}; dropped"
+                f"{where}: payload of {size} bytes exceeds the maximum of "
+                f"{MAX_PAYLOAD_SIZE}; dropped"
             )
         if flags & lib.DH_REC_NULL_PAYLOAD:
-            return PluginProtocolError(f"{where}: NULL payload from a plugin that declares a payload format")
+            return PluginProtocolError(
+                f"{where}: NULL payload from a plugin that declares a payload format"
+            )
         if flags & lib.DH_REC_BAD_HINT:
-            return PluginProtocolError(f"{where}: a routing hint is NULL or longer than {lib.DH_MAX_HINT_LEN} bytes")
+            return PluginProtocolError(
+                f"{where}: a routing hint is NULL or longer than {lib.DH_MAX_HINT_LEN} bytes"
+            )
         return PluginProtocolError(f"{where}: {op} is not a valid FfiChangeOp (0, 1, 2)")
 
     async def wait(self) -> None:
@@ -264,7 +282,12 @@ class _ReceiverProxy(Generic[E]):
         out = ffi.new("DhChanStats *")
         if self.closed or lib.dh_chan_stats(self._channel.key, out) != 0:
             return {"queued": 0, "capacity": 0, "pushed": 0, "rejected": 0}
-        return {"queued": out.queued, "capacity": out.capacity, "pushed": out.pushed, "rejected": out.rejected}
+        return {
+            "queued": out.queued,
+            "capacity": out.capacity,
+            "pushed": out.pushed,
+            "rejected": out.rejected,
+        }
 
 
 class ChangeReceiverProxy(_ReceiverProxy[SourceEventWrapper]):

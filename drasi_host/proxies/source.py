@@ -78,9 +78,13 @@ class SourceProxy(ComponentProxy):
         receivers: list[Any] = []
         try:
             try:
-                query_id = _abi.take_owned_str(resp.query_id, f"{self.label}: subscription query_id")
+                query_id = _abi.take_owned_str(
+                    resp.query_id, f"{self.label}: subscription query_id"
+                )
             finally:
-                source_id = _abi.take_owned_str(resp.source_id, f"{self.label}: subscription source_id")
+                source_id = _abi.take_owned_str(
+                    resp.source_id, f"{self.label}: subscription source_id"
+                )
         except PluginProtocolError:
             self._drop_receivers(resp)
             raise
@@ -136,6 +140,4 @@ class SourceProxy(ComponentProxy):
         self._check_open()
         if self._vt.set_bootstrap_provider_fn == NULL:
             raise DrasiHostError(f"{self.label} does not accept a bootstrap provider")
-        await attach_bootstrap_provider(
-            self._vt, provider, codec=self._codec, label=self.label
-        )
+        await attach_bootstrap_provider(self._vt, provider, codec=self._codec, label=self.label)
