@@ -5,9 +5,8 @@ BootstrapProviderProxy of another plugin)."""
 
 from __future__ import annotations
 
+import collections
 import gc
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -33,28 +32,17 @@ from drasi_host import (
     SourceRuntimeContext,
     SubscriptionSettings,
 )
+from drasi_host._abi import Borrowed, ctx_key, ffi, lib
 from drasi_host._callbacks import handles
 from drasi_host.loader import load_plugin
+from drasi_host.payloads import codec_for
+from drasi_host.proxies.bootstrap import build_provider_vtable
+from drasi_host.proxies.receivers import EventChannel
 
 pytestmark = pytest.mark.anyio
 
 REQUEST = BootstrapRequest("q1", ["Person", "City"], ["LIVES_IN"], "req-7")
 CONTEXT = BootstrapContext("server-1", "src-1")
-
-
-@pytest.fixture(scope="session")
-def fixture_builder() -> Any:
-    """plugins_fixture/build.py as a module (registered, as dataclasses need)."""
-    spec = importlib.util.spec_from_file_location(
-        "drasi_fixture_build", Path(__file__).resolve().parents[1] / "plugins_fixture" / "build.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -71,11 +59,6 @@ class Stats:
     def delta(self) -> dict[str, int]:
         now = self._read(self._path)
         return {k: now[k] - self._before[k] for k in now}
-
-
-@pytest.fixture
-def callbacks() -> CallbackContext:
-    return CallbackContext("test")
 
 
 @pytest.fixture
@@ -465,3 +448,58 @@ async def test_opaque_source_refuses_a_host_provider(
     with pytest.raises(PayloadFormatError, match="exports no payload format"):
         await source.set_bootstrap_provider(PythonProvider(1))
     assert set(handles._objects) == before
+
+
+async def test_host_built_vtable_called_directly() -> None:
+    """The C side of a host-built vtable, driven the way a plugin drives it."""
+    codec = codec_for("application/json")
+    provider = PythonProvider(30)
+    vt = build_provider_vtable(provider, codec=codec, label="direct")
+    key = ctx_key(vt.state)
+    assert key in handles
+    channel = EventChannel(lib.DH_KIND_BOOTSTRAP_EVENTS, codec, "direct", capacity=4)
+    sender = ffi.new("FfiBootstrapSender *")
+    lib.dh_bootstrap_sender_init(sender, channel.key)
+    b = Borrowed()
+    nodes, n_nodes = b.str_array(["A", "B"])
+    relations, n_relations = b.str_array([])
+    args = (vt.state, b.str("qq"), nodes, n_nodes, relations, n_relations, b.str("rid"),
+            b.str("srv"), b.str("sid"), sender)
+    try:
+        # On the event loop's own thread the call is refused instead of deadlocking.
+        assert vt.bootstrap_fn(*args) == -1
+        assert provider.calls == []
+
+        events: list[BootstrapEvent] = []
+
+        async def drain() -> None:
+            batch: collections.deque[Any] = collections.deque()
+            while True:
+                channel.drain(batch)
+                events.extend(batch)
+                batch.clear()
+                if channel.ended:
+                    return
+                await channel.wait()
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(drain)
+                count = await anyio.to_thread.run_sync(vt.bootstrap_fn, *args)
+                channel.mark_ended()
+        assert count == 30
+        assert provider.calls == [(BootstrapRequest("qq", ["A", "B"], [], "rid"),
+                                   BootstrapContext("srv", "sid"))]
+        assert [e.change for e in events] == [_change(i, "sid") for i in range(30)]
+        assert [(e.source_id, e.label, e.entity_id, e.sequence) for e in events] == [
+            ("sid", "Person", f"py-{i}", i) for i in range(30)
+        ]
+
+        vt.drop_fn(vt.state)  # what the owning plugin does
+        assert key not in handles
+        # A late call naming the dropped state is answered -1 at once.
+        assert await anyio.to_thread.run_sync(vt.bootstrap_fn, *args) == -1
+        assert len(provider.calls) == 1
+    finally:
+        channel.release()
+        lib.free(vt)

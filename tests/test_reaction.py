@@ -5,8 +5,6 @@ blocked in its pull, late pulls, and opaque-payload plugins."""
 from __future__ import annotations
 
 import gc
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
@@ -46,21 +44,6 @@ _summary_ffi = cffi.FFI()
 _summary_ffi.cdef(
     "void drasi_fixture_reaction_summary(int64_t *count, int64_t *bytes, uint64_t *fnv);"
 )
-
-
-@pytest.fixture(scope="session")
-def fixture_builder() -> Any:
-    """plugins_fixture/build.py as a module (registered, as dataclasses need)."""
-    spec = importlib.util.spec_from_file_location(
-        "drasi_fixture_build", Path(__file__).resolve().parents[1] / "plugins_fixture" / "build.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(params=["asyncio", "trio"])

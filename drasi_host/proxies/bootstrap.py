@@ -324,6 +324,7 @@ class _HostProvider:
         self.codec = codec
         self.label = label
         self.token = token
+        self.loop_thread = threading.get_ident()
         self.key = 0
         self._lock = threading.Lock()
         self._released = False
@@ -479,6 +480,10 @@ def _on_bootstrap(
         return -1
     if sender == NULL or sender.send_fn == NULL:
         _log.error("%s: bootstrap_fn called with a NULL sender or send_fn", entry.label)
+        return -1
+    if threading.get_ident() == entry.loop_thread:
+        # Waiting for the event loop on its own thread would deadlock.
+        _log.error("%s: bootstrap_fn called on the event loop thread; refused", entry.label)
         return -1
     request = BootstrapRequest(
         query_id=_abi.read_str(query_id, "bootstrap query_id"),
