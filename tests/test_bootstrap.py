@@ -503,3 +503,32 @@ async def test_host_built_vtable_called_directly() -> None:
     finally:
         channel.release()
         lib.free(vt)
+
+
+class NanProvider(PythonProvider):
+    """Sends three good records, then one JSON cannot carry."""
+
+    async def bootstrap(
+        self,
+        request: BootstrapRequest,
+        context: BootstrapContext,
+        event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
+    ) -> int:
+        for i in range(3):
+            await event_tx.send(BootstrapEvent.from_change(_change(i), sequence=i))
+        bad = SourceChange(
+            ChangeOp.INSERT,
+            Element("node", ElementReference("py", "nan"), ["Person"], 1, {"x": float("nan")}),
+        )
+        await event_tx.send(BootstrapEvent.from_change(bad, sequence=3))
+        return 4
+
+
+async def test_unencodable_event_fails_the_bootstrap(
+    make_source: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    source = await make_source()
+    await source.set_bootstrap_provider(NanProvider(0))
+    events = await _bootstrap_via(source)
+    assert [e.entity_id for e in events] == ["py-0", "py-1", "py-2"]
+    assert "cannot be encoded as application/json" in caplog.text

@@ -378,6 +378,7 @@ async def test_aclose_wakes_a_producer_waiting_for_space(
             await anyio.sleep(0.05)  # the producer is now waiting for space
             await reaction.aclose()
     assert len(errors) == 1
+    assert "is closed" in str(errors[0])
     d = stats.delta()
     assert d["reactions_dropped"] == 1
     assert d["results_received"] == d["results_released"] < 100

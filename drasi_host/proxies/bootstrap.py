@@ -52,6 +52,7 @@ from ..errors import DrasiHostError, PayloadFormatError, PluginCallError, Plugin
 from ..logs import CallbackContext
 from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
+from ..protocols import BootstrapProvider
 from .receivers import EventChannel
 
 __all__ = [
@@ -77,15 +78,6 @@ class _LogRoute(Protocol):
     def mark(self) -> int: ...
 
     def messages_since(self, mark: int) -> list[Any]: ...
-
-
-class _BootstrapProvider(Protocol):
-    async def bootstrap(
-        self,
-        request: BootstrapRequest,
-        context: BootstrapContext,
-        event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
-    ) -> int: ...
 
 
 # ---- forwarding a bootstrap-event channel ------------------------------------
@@ -315,7 +307,7 @@ class _HostProvider:
 
     def __init__(
         self,
-        provider: _BootstrapProvider,
+        provider: BootstrapProvider,
         codec: PayloadCodec,
         label: str,
         token: anyio.lowlevel.EventLoopToken,
@@ -414,7 +406,7 @@ class _HostProvider:
         return sent
 
 
-def build_provider_vtable(provider: _BootstrapProvider, *, codec: PayloadCodec | None,
+def build_provider_vtable(provider: BootstrapProvider, *, codec: PayloadCodec | None,
                           label: str) -> Any:
     """A heap ``BootstrapProviderVtable *`` backed by ``provider``, for a
     source plugin that will own it (it calls ``drop_fn(state)``, then frees
@@ -439,7 +431,7 @@ def build_provider_vtable(provider: _BootstrapProvider, *, codec: PayloadCodec |
 
 
 async def attach_bootstrap_provider(
-    source_vt: Any, provider: _BootstrapProvider, *, codec: PayloadCodec | None, label: str
+    source_vt: Any, provider: BootstrapProvider, *, codec: PayloadCodec | None, label: str
 ) -> None:
     """Hand ``provider`` to a source plugin through its
     ``set_bootstrap_provider_fn`` (run in a worker thread).  The plugin owns

@@ -146,6 +146,7 @@ class ReactionProxy(ComponentProxy):
         self._results = _ResultChannel()
         self._release_first(self._results.shutdown)
         self._wait_lock: anyio.Lock | None = None
+        self._closing = False
 
     # ---- lifecycle ----------------------------------------------------------------
 
@@ -184,6 +185,7 @@ class ReactionProxy(ComponentProxy):
 
     async def aclose(self) -> None:
         """Stop delivery and release the plugin object; idempotent."""
+        self._closing = True
         self._results.close()
         if self._wait_lock is not None:
             # A producer waiting for space wakes up (the channel is closed)
@@ -262,7 +264,7 @@ class ReactionProxy(ComponentProxy):
                     continue
                 if rc == -2:
                     raise MemoryError(f"{self.label}: malloc failed for a query result")
-                if self.closed:
+                if self._closing or self.closed:
                     raise DrasiHostError(f"{self.label} is closed")
                 raise DrasiHostError(
                     f"{self.label} is not running: start it before enqueueing query results"
