@@ -25,10 +25,9 @@ NULL from ``clone_fn``), never a crash.
 
 from __future__ import annotations
 
+import functools
 import threading
-import weakref
 from collections.abc import Awaitable
-from types import TracebackType
 from typing import Protocol
 
 from .. import _abi
@@ -36,6 +35,7 @@ from .._abi import CData, ffi
 from .._callbacks import c_callback, handles
 from ..models import Credentials
 from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._handle import VtableHandle
 
 __all__ = [
     "IdentityHandle",
@@ -113,51 +113,28 @@ def _release(shared: _Shared, key: int) -> None:
         handles.remove(k)
 
 
-class IdentityHandle:
+class IdentityHandle(VtableHandle[IdentityProvider]):
     """A built ``IdentityProviderVtable`` and what keeps it working.
 
     ``vtable`` is the ``IdentityProviderVtable *`` to put in
     ``FfiRuntimeContext``; the block is host-owned and lives as long as this
     handle.  :meth:`close` (after the component's own ``drop_fn`` has
-    returned) releases the original state and all remaining clones; it is
-    idempotent and also happens when the handle is collected.
+    returned) releases the original state and all remaining clones, after
+    which calls get errors; it is idempotent and also happens when the handle
+    is collected.
     """
 
     def __init__(self, provider: IdentityProvider) -> None:
-        self._provider = provider
         self._shared = _Shared(provider)
-        self._key = handles.add(_State(self._shared, is_clone=False))
-        self._closer = weakref.finalize(self, _release, self._shared, self._key)
-        self._vtable = ffi.new("IdentityProviderVtable *")
-        _abi.lib.dh_identity_vtable_init(self._vtable, _abi.key_ctx(self._key))
-
-    @property
-    def vtable(self) -> CData:
-        """The host-owned ``IdentityProviderVtable *``."""
-        return self._vtable
-
-    @property
-    def provider(self) -> IdentityProvider:
-        return self._provider
-
-    @property
-    def key(self) -> int:
-        """The handle-table key carried in ``vtable.state``."""
-        return self._key
-
-    @property
-    def closed(self) -> bool:
-        return not self._closer.alive
-
-    @property
-    def dropped(self) -> bool:
-        """Whether the plugin has called ``drop_fn`` on the original state."""
-        return self._shared.drop_calls > 0
-
-    @property
-    def drop_calls(self) -> int:
-        """``drop_fn`` calls on the original state (more than one is a plugin bug)."""
-        return self._shared.drop_calls
+        key = handles.add(_State(self._shared, is_clone=False))
+        super().__init__(
+            provider,
+            self._shared,
+            key,
+            "IdentityProviderVtable",
+            _abi.lib.dh_identity_vtable_init,
+            functools.partial(_release, self._shared, key),
+        )
 
     @property
     def live_clones(self) -> int:
@@ -168,25 +145,6 @@ class IdentityHandle:
     @property
     def clones_made(self) -> int:
         return self._shared.clones_made
-
-    def close(self) -> None:
-        """Release the original state and every clone; later calls get errors."""
-        self._closer()
-
-    def __enter__(self) -> IdentityHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else ("dropped" if self.dropped else "open")
-        return f"<IdentityHandle {type(self._provider).__name__} key={self._key:#x} {state}>"
 
 
 class IdentityProviderVtableBuilder:

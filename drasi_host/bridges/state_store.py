@@ -29,10 +29,10 @@ at least one key.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ from .. import _abi
 from .._abi import CData, ffi
 from .._callbacks import c_callback, handles
 from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._handle import VtableHandle
 
 __all__ = [
     "MAX_VALUE_LEN",
@@ -480,7 +481,7 @@ class _Bridge:
         self.calls_after_drop = 0
 
 
-class StateStoreHandle:
+class StateStoreHandle(VtableHandle[StateStoreProvider]):
     """A built ``StateStoreVtable`` and what keeps it working.
 
     ``vtable`` is the ``StateStoreVtable *`` to put in ``FfiRuntimeContext``;
@@ -493,63 +494,20 @@ class StateStoreHandle:
 
     def __init__(self, provider: StateStoreProvider, max_value_len: int) -> None:
         self._bridge = _Bridge(provider, max_value_len)
-        self._provider = provider
-        self._key = handles.add(self._bridge)
-        self._closer = weakref.finalize(self, handles.remove, self._key)
-        self._vtable = ffi.new("StateStoreVtable *")
-        _abi.lib.dh_state_store_vtable_init(self._vtable, _abi.key_ctx(self._key))
-
-    @property
-    def vtable(self) -> CData:
-        """The host-owned ``StateStoreVtable *``."""
-        return self._vtable
-
-    @property
-    def provider(self) -> StateStoreProvider:
-        return self._provider
-
-    @property
-    def key(self) -> int:
-        """The handle-table key carried in ``vtable.state``."""
-        return self._key
-
-    @property
-    def closed(self) -> bool:
-        return not self._closer.alive
-
-    @property
-    def dropped(self) -> bool:
-        """Whether the plugin has called ``drop_fn``."""
-        return self._bridge.drop_calls > 0
-
-    @property
-    def drop_calls(self) -> int:
-        """How often the plugin called ``drop_fn`` (more than once is a plugin bug)."""
-        return self._bridge.drop_calls
+        key = handles.add(self._bridge)
+        super().__init__(
+            provider,
+            self._bridge,
+            key,
+            "StateStoreVtable",
+            _abi.lib.dh_state_store_vtable_init,
+            functools.partial(handles.remove, key),
+        )
 
     @property
     def calls_after_drop(self) -> int:
         """Calls the plugin made after its ``drop_fn`` (a plugin bug; still served)."""
         return self._bridge.calls_after_drop
-
-    def close(self) -> None:
-        """Unregister the provider; later calls through the vtable get errors."""
-        self._closer()
-
-    def __enter__(self) -> StateStoreHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else ("dropped" if self.dropped else "open")
-        return f"<StateStoreHandle {type(self._provider).__name__} key={self._key:#x} {state}>"
 
 
 class StateStoreVtableBuilder:
