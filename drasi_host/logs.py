@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
+
 from . import _abi
 from ._callbacks import handles
 from ._notify import ThreadSafeQueue
@@ -221,14 +223,23 @@ class _Route:
         """Recent messages logged through this route after ``mark``."""
         return [m for seq, m in list(self._recent) if seq > mark]
 
+    def logged_since(self, mark: int) -> str | None:
+        """What was logged after ``mark``, joined (for error messages), or None."""
+        return "; ".join(m.message for m in self.messages_since(mark)) or None
+
     def on_ffi_log(self, entry: Any) -> None:
         message = _abi.read_log_entry(entry)
-        if not message.instance_id and self.instance_id:
-            message = _replace_ids(message, self.instance_id, self.component_id)
-        elif not message.instance_id:
-            message = _replace_ids(message, self.sink.instance_id, message.component_id)
-        if not message.component_id and self.component_id:
-            message = _replace_ids(message, message.instance_id, self.component_id)
+        instance_id = message.instance_id or self.instance_id or self.sink.instance_id
+        component_id = message.component_id or self.component_id
+        plugin_id = message.plugin_id or self.plugin_id
+        if (instance_id, component_id, plugin_id) != (
+            message.instance_id,
+            message.component_id,
+            message.plugin_id,
+        ):
+            message = attrs.evolve(
+                message, instance_id=instance_id, component_id=component_id, plugin_id=plugin_id
+            )
         self._seq += 1
         self._recent.append((self._seq, message))
         self.sink.record_log(message)
@@ -236,13 +247,7 @@ class _Route:
     def on_ffi_lifecycle(self, event: Any) -> None:
         component_event, component_type = _abi.read_lifecycle_event(event)
         if not component_event.component_id and self.component_id:
-            component_event = ComponentEvent(
-                self.component_id,
-                component_event.component_type,
-                component_event.status,
-                component_event.message,
-                component_event.timestamp_us,
-            )
+            component_event = attrs.evolve(component_event, component_id=self.component_id)
         self.sink.record_event(component_event, component_type or self.component_type)
         for queue in list(self.status_queues):
             queue.put(component_event)
@@ -251,18 +256,6 @@ class _Route:
         handles.remove(self.key)
         for queue in self.status_queues:
             queue.close()
-
-
-def _replace_ids(message: LogMessage, instance_id: str, component_id: str) -> LogMessage:
-    return LogMessage(
-        message.level,
-        message.message,
-        instance_id,
-        component_id,
-        message.plugin_id,
-        message.target,
-        message.timestamp_us,
-    )
 
 
 class InstanceCallbackContext:
@@ -287,6 +280,14 @@ class InstanceCallbackContext:
     @property
     def key(self) -> int:
         return self._route.key
+
+    def mark(self) -> int:
+        """A position in this component's log (see :meth:`logged_since`)."""
+        return self._route.mark()
+
+    def logged_since(self, mark: int) -> str | None:
+        """What the component logged after ``mark``, joined, or None."""
+        return self._route.logged_since(mark)
 
     def logs(self) -> list[LogMessage]:
         return self.sink.log_registry.get(self.instance_id, self.component_id)

@@ -39,7 +39,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -49,7 +49,7 @@ from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
 from .._callbacks import c_callback, handles
 from ..errors import DrasiHostError, PayloadFormatError, PluginCallError, PluginProtocolError
-from ..logs import CallbackContext
+from ..logs import CallbackContext, _Route
 from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
 from ..protocols import BootstrapProvider
@@ -70,14 +70,6 @@ DEFAULT_EVENT_CAPACITY = 256
 #: many are handed to ``send_fn`` per worker-thread call.
 _PROVIDER_BUFFER = 64
 _SEND_BATCH = 64
-
-
-class _LogRoute(Protocol):
-    """Where the plugin's log lines go (``drasi_host.logs._Route``)."""
-
-    def mark(self) -> int: ...
-
-    def messages_since(self, mark: int) -> list[Any]: ...
 
 
 # ---- forwarding a bootstrap-event channel ------------------------------------
@@ -146,7 +138,7 @@ class BootstrapProviderProxy:
         codec: PayloadCodec | None,
         media_type: str | None,
         callbacks: CallbackContext,
-        log_route: _LogRoute | None = None,
+        log_route: _Route | None = None,
     ) -> None:
         self._vt = vt
         self._codec = codec
@@ -268,11 +260,12 @@ class BootstrapProviderProxy:
         if errors:
             raise errors[0]
         if count < 0:
-            logged = self._log_route.messages_since(mark) if self._log_route is not None else []
             raise PluginCallError(
                 f"{self.label}: bootstrap for query {request.query_id!r} failed "
                 f"(bootstrap_fn returned {count})",
-                plugin_message="; ".join(m.message for m in logged) or None,
+                plugin_message=(
+                    self._log_route.logged_since(mark) if self._log_route is not None else None
+                ),
                 error_code=count,
             )
         return count
@@ -339,7 +332,11 @@ class _HostProvider:
                 f"{len(document)} bytes, over the limit of {MAX_PAYLOAD_SIZE}"
             )
         return _abi.host_bootstrap_event(
-            document, event.source_id, event.label, event.entity_id, event.timestamp_us,
+            document,
+            event.source_id,
+            event.label,
+            event.entity_id,
+            event.timestamp_us,
             event.sequence,
         )
 
@@ -399,15 +396,22 @@ class _HostProvider:
                     tg.cancel_scope.cancel()
         if failures:
             failure = failures[0]
-            _log.error("%s: bootstrap provider %r failed for query %r after %d records: %r",
-                       self.label, self.provider, request.query_id, sent, failure,
-                       exc_info=failure)
+            _log.error(
+                "%s: bootstrap provider %r failed for query %r after %d records: %r",
+                self.label,
+                self.provider,
+                request.query_id,
+                sent,
+                failure,
+                exc_info=failure,
+            )
             return -1
         return sent
 
 
-def build_provider_vtable(provider: BootstrapProvider, *, codec: PayloadCodec | None,
-                          label: str) -> Any:
+def build_provider_vtable(
+    provider: BootstrapProvider, *, codec: PayloadCodec | None, label: str
+) -> Any:
     """A heap ``BootstrapProviderVtable *`` backed by ``provider``, for a
     source plugin that will own it (it calls ``drop_fn(state)``, then frees
     the block).  ``codec`` is the source plugin's payload codec; an

@@ -123,10 +123,9 @@ class _Factory:
             getattr(self._vt, self._create_field), self._vt.state, *args
         )
         if ptr == NULL:
-            logged = self._route.messages_since(mark)
             raise PluginCallError(
                 f"{self.label}: {what} refused by the plugin",
-                plugin_message="; ".join(m.message for m in logged) or None,
+                plugin_message=self._route.logged_since(mark),
             )
         return ptr
 

@@ -57,7 +57,8 @@ class SourceProxy(ComponentProxy):
         """Subscribe a query; ``capacity`` is how many events each receiver
         queues before the plugin's push blocks (back-pressure)."""
         b = Borrowed()
-        mark = self._callback_mark()
+        ctx = self.callback_context
+        mark = ctx.mark() if ctx is not None else 0
         ptr = await self._call(
             self._vt.subscribe_fn,
             self._vt.state,
@@ -70,7 +71,7 @@ class SourceProxy(ComponentProxy):
         if ptr == NULL:
             raise PluginCallError(
                 f"{self.label}: subscribe({settings.query_id!r}) failed",
-                plugin_message=self._callback_messages(mark),
+                plugin_message=ctx.logged_since(mark) if ctx is not None else None,
                 component=self.id,
             )
         resp = ffi.new("FfiSubscriptionResponse *", ptr[0])
@@ -119,17 +120,6 @@ class SourceProxy(ComponentProxy):
                 if ptr.drop_fn != NULL:
                     ptr.drop_fn(ptr.state)
                 lib.free(ptr)
-
-    def _callback_mark(self) -> tuple[Any, int]:
-        ctx = self.callback_context
-        return (ctx, ctx._route.mark()) if ctx is not None else (None, 0)
-
-    @staticmethod
-    def _callback_messages(mark: tuple[Any, int]) -> str | None:
-        ctx, position = mark
-        if ctx is None:
-            return None
-        return "; ".join(m.message for m in ctx._route.messages_since(position)) or None
 
     async def set_bootstrap_provider(self, provider: Any) -> None:
         """Give the plugin a bootstrap provider: any object with an async
