@@ -177,12 +177,14 @@ void dh_chan_close(uint64_t key) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Close, release every queued item, and free the slot for reuse.  Any later
- * call naming this key is treated as unknown. */
+/* Close (as dh_chan_close does), release every queued item, and free the
+ * slot for reuse.  Any later call naming this key is treated as unknown. */
 void dh_chan_release(uint64_t key) {
     dh_slot *s = dh_lookup(key, NULL);
     if (!s) return;
     s->state = DH_CLOSED; /* woken producers are refused from here on */
+    pthread_cond_broadcast(&s->not_full);
+    pthread_cond_broadcast(&s->not_empty);
     for (;;) {
         void *batch[64];
         size_t n = dh_pop_locked(s, batch, 64);

@@ -73,7 +73,6 @@ class _ResultChannel:
                 raise DrasiHostError("the reaction is closed")
             old, self.key = self.key, 0
         if old:
-            lib.dh_chan_close(old)
             lib.dh_chan_release(old)
         key = int(lib.dh_chan_new(lib.DH_KIND_RESULTS, capacity, self.notifier.write_fd))
         if key == 0:
@@ -92,7 +91,6 @@ class _ResultChannel:
     def release(self, key: int) -> None:
         """Release a closed channel: queued results are freed, the key is dead."""
         if key:
-            lib.dh_chan_close(key)
             lib.dh_chan_release(key)
         with self._lock:
             if self.key == key:
@@ -106,7 +104,6 @@ class _ResultChannel:
             self._shut = True
             key, self.key = self.key, 0
         if key:
-            lib.dh_chan_close(key)
             lib.dh_chan_release(key)
         self.notifier.close()
 
