@@ -149,6 +149,13 @@ def check_result(result: CData, what: str, *, component: str | None = None) -> N
         )
 
 
+def require_functions(vt: CData, names: Iterable[builtins.str], what: builtins.str) -> None:
+    """Refuse a plugin vtable whose required function pointers are NULL."""
+    missing = [n for n in names if getattr(vt, n) == NULL]
+    if missing:
+        raise PluginProtocolError(f"{what}: NULL function pointer(s): {', '.join(missing)}")
+
+
 def to_enum(cls: type[E], value: int, what: str) -> E:
     value = int(value)
     if value >= 2**31:  # C enums without negative members read back unsigned

@@ -13,7 +13,7 @@ import anyio
 
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
-from ..errors import DrasiHostError, PluginProtocolError
+from ..errors import DrasiHostError
 from ..logs import CallbackContext, InstanceCallbackContext
 from ..models import ComponentStatus
 from ..payloads import PayloadCodec
@@ -21,12 +21,6 @@ from ..payloads import PayloadCodec
 __all__ = ["ComponentProxy", "PluginCallable"]
 
 PluginCallable = Callable[..., Any]
-
-
-def _require(vt: Any, names: tuple[str, ...], what: str) -> None:
-    missing = [n for n in names if getattr(vt, n) == NULL]
-    if missing:
-        raise PluginProtocolError(f"{what}: NULL function pointer(s): {', '.join(missing)}")
 
 
 class _Releaser:
@@ -85,7 +79,7 @@ class ComponentProxy:
         self._finalizer = weakref.finalize(self, self._releaser)
         self._instance_ctx: InstanceCallbackContext | None = None
         try:
-            _require(vt, self._required, f"{plugin_label} {self.component_type}")
+            _abi.require_functions(vt, self._required, f"{plugin_label} {self.component_type}")
             self.id: str = _abi.read_str(
                 vt.id_fn(vt.state), f"{plugin_label} {self.component_type} id"
             )

@@ -153,9 +153,11 @@ class BootstrapProviderProxy:
         self._leases = 0
         self._closing = False
         self._finalizer = weakref.finalize(self, _drop_vtable, vt)
-        if vt.bootstrap_fn == NULL:
+        try:
+            _abi.require_functions(vt, ("bootstrap_fn",), self.label)
+        except PluginProtocolError:
             self._finalizer()
-            raise PluginProtocolError(f"{self.label}: NULL function pointer(s): bootstrap_fn")
+            raise
 
     @property
     def closed(self) -> bool:
@@ -440,8 +442,7 @@ async def attach_bootstrap_provider(
     """Hand ``provider`` to a source plugin through its
     ``set_bootstrap_provider_fn`` (run in a worker thread).  The plugin owns
     the vtable from then on."""
-    if source_vt.set_bootstrap_provider_fn == NULL:
-        raise PluginProtocolError(f"{label}: NULL function pointer(s): set_bootstrap_provider_fn")
+    _abi.require_functions(source_vt, ("set_bootstrap_provider_fn",), label)
     vt = build_provider_vtable(provider, codec=codec, label=label)
     await anyio.to_thread.run_sync(source_vt.set_bootstrap_provider_fn, source_vt.state, vt)
 

@@ -64,9 +64,7 @@ class _Factory:
             "config_schema_name_fn",
             self._create_field,
         )
-        missing = [n for n in required if getattr(vt, n) == NULL]
-        if missing:
-            raise PluginProtocolError(f"{what}: NULL function pointer(s): {', '.join(missing)}")
+        _abi.require_functions(vt, required, what)
         self.kind: str = _abi.read_str(vt.kind_fn(vt.state), f"{what} kind")
         what = f"{plugin_label} {self.component_type} factory {self.kind!r}"
         self.config_version: str = _abi.read_str(

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 
+from .. import _abi
 from .._abi import NULL, decode_utf8, ffi, lib
 from .._notify import Notifier
 from ..errors import DrasiHostError, PluginProtocolError
@@ -216,9 +217,11 @@ class _ReceiverProxy(Generic[E]):
         self._started = [False]
         self._buffer: collections.deque[Any] = collections.deque()
         self._finalizer = weakref.finalize(self, _close_receiver, self._channel, vt, self._started)
-        if vt.start_push_fn == NULL:
+        try:
+            _abi.require_functions(vt, ("start_push_fn",), self.label)
+        except PluginProtocolError:
             self._finalizer()
-            raise PluginProtocolError(f"{self.label}: NULL start_push_fn")
+            raise
 
     async def _start(self) -> None:
         self._started[0] = True

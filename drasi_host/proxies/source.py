@@ -9,7 +9,7 @@ import attrs
 
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
-from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
+from ..errors import PluginCallError, PluginProtocolError
 from ..models import DispatchMode, SourceRuntimeContext, SubscriptionSettings
 from ._component import ComponentProxy
 from .receivers import DEFAULT_CAPACITY, BootstrapReceiverProxy, ChangeReceiverProxy
@@ -128,6 +128,4 @@ class SourceProxy(ComponentProxy):
         from .bootstrap import attach_bootstrap_provider
 
         self._check_open()
-        if self._vt.set_bootstrap_provider_fn == NULL:
-            raise DrasiHostError(f"{self.label} does not accept a bootstrap provider")
         await attach_bootstrap_provider(self._vt, provider, codec=self._codec, label=self.label)
