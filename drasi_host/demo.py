@@ -92,9 +92,6 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
         ops: Counter[str] = Counter()
         sent = 0
         sent_bytes = 0
-        codec = reaction._codec
-        if codec is None:
-            raise RuntimeError(f"{reaction_lib.name} exports no payload format")
         async with source, reaction:
             await source.initialize(SourceRuntimeContext("demo", "demo-source", state_store=store))
             await reaction.initialize(
@@ -130,10 +127,8 @@ async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any)
                     else:
                         diff = ResultDiff.update(data, data, data)
                     result = QueryResult("demo-query", datetime.now(timezone.utc), [diff])
-                    await reaction.enqueue_query_result(result)
-                    encoded = codec.encode_query_result(result)
+                    sent_bytes += await reaction.enqueue_query_result(result)
                     sent += 1
-                    sent_bytes += len(encoded)
                     if sent <= 3:
                         say(
                             f"  {event.op.name.lower():6} {event.label} {event.entity_id}"

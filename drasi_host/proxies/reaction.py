@@ -213,8 +213,9 @@ class ReactionProxy(ComponentProxy):
             )
         return data
 
-    async def enqueue_query_result(self, result: QueryResult) -> None:
+    async def enqueue_query_result(self, result: QueryResult) -> int:
         """Queue one result for the plugin; waits while the channel is full.
+        Returns the size of the encoded document handed to the plugin.
 
         Raises :class:`PayloadFormatError` for an opaque-payload plugin or a
         result that cannot be encoded or exceeds ``MAX_PAYLOAD_SIZE``, and
@@ -227,6 +228,7 @@ class ReactionProxy(ComponentProxy):
         rc = _push(key, data, len(data))
         if rc != 0:
             await self._push_waiting(key, data, rc)
+        return len(data)
 
     async def enqueue_query_results(self, results: Iterable[QueryResult]) -> int:
         """Queue results in order (one cancellation check for the batch);
@@ -250,31 +252,36 @@ class ReactionProxy(ComponentProxy):
         if self._wait_lock is None:
             self._wait_lock = anyio.Lock()
         async with self._wait_lock:  # one waiter on the notifier at a time
-            while True:
-                if rc == 0:
-                    return
-                if rc == 1:
-                    rc = _push(key, data, len(data))
-                    if rc == 1:
-                        await self._results.notifier.wait()
-                        rc = _push(key, data, len(data))
-                    continue
-                if rc == -2:
-                    raise MemoryError(f"{self.label}: malloc failed for a query result")
-                if self._closing or self.closed:
-                    raise DrasiHostError(f"{self.label} is closed")
-                raise DrasiHostError(
-                    f"{self.label} is not running: start it before enqueueing query results"
-                )
+            if rc == 1:
+                # Push again under the lock: a refused push arms the notifier,
+                # and another waiter may have taken the earlier wake-up.
+                rc = _push(key, data, len(data))
+            while rc == 1:
+                await self._results.notifier.wait()
+                rc = _push(key, data, len(data))
+        if rc == 0:
+            return
+        if rc == -2:
+            raise MemoryError(f"{self.label}: malloc failed for a query result")
+        if self._closing or self.closed:
+            raise DrasiHostError(f"{self.label} is closed")
+        raise DrasiHostError(
+            f"{self.label} is not running: start it before enqueueing query results"
+        )
+
+    def _stats(self) -> Any:
+        """The current results channel's ``DhChanStats``, or None without one."""
+        stats = ffi.new("DhChanStats *")
+        key = self._results.key
+        if not key or lib.dh_chan_stats(key, stats) != 0:
+            return None
+        return stats
 
     @property
     def pending(self) -> int:
         """Results queued but not yet pulled by the plugin."""
-        stats = ffi.new("DhChanStats *")
-        key = self._results.key
-        if not key or lib.dh_chan_stats(key, stats) != 0:
-            return 0
-        return int(stats.queued)
+        stats = self._stats()
+        return 0 if stats is None else int(stats.queued)
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the plugin has pulled every queued result.
@@ -282,14 +289,11 @@ class ReactionProxy(ComponentProxy):
         Returns True when nothing is left, False when ``timeout`` (seconds)
         passed or the reaction stopped with results still queued.
         """
-        stats = ffi.new("DhChanStats *")
         delay = 0.0005
         with anyio.move_on_after(timeout):
             while True:
-                key = self._results.key
-                if not key or lib.dh_chan_stats(key, stats) != 0:
-                    return True
-                if stats.queued == 0:
+                stats = self._stats()
+                if stats is None or stats.queued == 0:
                     return True
                 if stats.closed:
                     return False
