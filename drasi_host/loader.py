@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 
 from . import _abi
@@ -136,7 +137,6 @@ class LoadedPlugin:
         self.bootstrap_plugins: list[BootstrapPluginProxy] = [
             f for f in factories if isinstance(f, BootstrapPluginProxy)
         ]
-        self._route = route
         self._finalizer = weakref.finalize(self, _release_plugin, list(factories), route)
 
     @property
@@ -153,8 +153,6 @@ class LoadedPlugin:
 
     async def aclose(self) -> None:
         """Like :meth:`close`, run in a worker thread (a plugin's drop may block)."""
-        import anyio
-
         await anyio.to_thread.run_sync(self.close)
 
     def __enter__(self) -> LoadedPlugin:
@@ -289,6 +287,15 @@ def _payload_format(path: Path, handle: Any) -> tuple[str | None, PayloadCodec |
         raise type(exc)(f"{path}: {exc}") from None
 
 
+# (registration array field, vtable C type, proxy class); each count field is
+# the array field's singular with "_count" (source_plugins -> source_plugin_count).
+_FACTORY_ARRAYS: tuple[tuple[str, str, type[_Factory]], ...] = (
+    ("source_plugins", "SourcePluginVtable", SourcePluginProxy),
+    ("reaction_plugins", "ReactionPluginVtable", ReactionPluginProxy),
+    ("bootstrap_plugins", "BootstrapPluginVtable", BootstrapPluginProxy),
+)
+
+
 def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
     if not path.is_file():
         raise PluginLoadError("no such file", path)
@@ -317,39 +324,24 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
     if reg.set_lifecycle_callback != NULL:
         reg.set_lifecycle_callback(_abi.key_ctx(route.key), lib.dh_lifecycle_callback_ptr())
 
-    plugin_label = path.name
-    factories: list[_Factory] = []
-    kinds: Iterable[tuple[str, str, int, type[_Factory]]] = (
-        ("source_plugins", "SourcePluginVtable", reg.source_plugin_count, SourcePluginProxy),
-        (
-            "reaction_plugins",
-            "ReactionPluginVtable",
-            reg.reaction_plugin_count,
-            ReactionPluginProxy,
-        ),
-        (
-            "bootstrap_plugins",
-            "BootstrapPluginVtable",
-            reg.bootstrap_plugin_count,
-            BootstrapPluginProxy,
-        ),
-    )
-    kinds = tuple(kinds)
-    broken = [
-        f"{field} is NULL with count {count}"
-        for field, _, count, _ in kinds
-        if count and getattr(reg, field) == NULL
-    ]
+    # Copy every factory vtable out of the plugin's arrays and free them, even
+    # when one array is broken, so each factory can still be dropped once.
+    broken: list[str] = []
     vtables: list[tuple[type[_Factory], Any]] = []
-    for field, ctype, count, cls in kinds:
-        array = getattr(reg, field)
-        if count and array != NULL:
+    for field, ctype, cls in _FACTORY_ARRAYS:
+        array, count = getattr(reg, field), getattr(reg, f"{field[:-1]}_count")
+        if count and array == NULL:
+            broken.append(f"{field} is NULL with count {count}")
+        elif count:
             vtables.extend((cls, ffi.new(f"{ctype} *", array[i])) for i in range(count))
             lib.free(array)
     if broken:
         for cls, vtable in vtables:
             cls.drop_vtable(vtable)
+        _release_plugin([], route)
         raise PluginProtocolError(f"{path}: {'; '.join(broken)}")
+    plugin_label = path.name
+    factories: list[_Factory] = []
     error: DrasiHostError | None = None
     for cls, vtable in vtables:
         try:
