@@ -191,7 +191,7 @@ class EventChannel:
             self.notifier.close()
 
 
-def _close_receiver(channel: EventChannel, vt: Any, started: list[bool]) -> None:
+def _close_receiver(channel: EventChannel, vt: Any) -> None:
     channel.close()
     if vt.drop_fn != NULL:
         vt.drop_fn(vt.state)
@@ -214,9 +214,9 @@ class _ReceiverProxy(Generic[E]):
         self._vt = vt
         self.label = f"{label} {self._what}"
         self._channel = EventChannel(self._kind, codec, self.label, capacity)
-        self._started = [False]
+        self._started = False
         self._buffer: collections.deque[Any] = collections.deque()
-        self._finalizer = weakref.finalize(self, _close_receiver, self._channel, vt, self._started)
+        self._finalizer = weakref.finalize(self, _close_receiver, self._channel, vt)
         try:
             _abi.require_functions(vt, ("start_push_fn",), self.label)
         except PluginProtocolError:
@@ -224,7 +224,7 @@ class _ReceiverProxy(Generic[E]):
             raise
 
     async def _start(self) -> None:
-        self._started[0] = True
+        self._started = True
         await anyio.to_thread.run_sync(
             self._vt.start_push_fn, self._vt.state, self._push_ptr(), self._channel.ctx
         )
@@ -247,7 +247,7 @@ class _ReceiverProxy(Generic[E]):
         return item  # type: ignore[no-any-return]
 
     async def _refill(self) -> Any:
-        if not self._started[0] and not self.closed:
+        if not self._started and not self.closed:
             await self._start()
         channel = self._channel
         buffer = self._buffer
