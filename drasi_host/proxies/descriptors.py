@@ -38,6 +38,7 @@ def _config_json(config: Mapping[str, Any] | str | None) -> str:
 class _Factory:
     component_type: ClassVar[str]
     _create_field: ClassVar[str]
+    _instance_ctype: ClassVar[str]
 
     def __init__(
         self,
@@ -115,6 +116,8 @@ class _Factory:
         return schema
 
     async def _create(self, what: str, *args: Any) -> Any:
+        """Call the factory in a worker thread; the instance vtable, copied
+        out of the plugin's heap block (which is freed)."""
         self._check_open()
         mark = self._route.mark()
         ptr = await anyio.to_thread.run_sync(
@@ -125,7 +128,18 @@ class _Factory:
                 f"{self.label}: {what} refused by the plugin",
                 plugin_message=self._route.logged_since(mark),
             )
-        return ptr
+        vt = ffi.new(f"{self._instance_ctype} *", ptr[0])
+        lib.free(ptr)
+        return vt
+
+    def _proxy_options(self) -> dict[str, Any]:
+        """What every instance proxy created by this factory is told."""
+        return {
+            "plugin_label": self.plugin_label,
+            "codec": self._codec,
+            "media_type": self.payload_format,
+            "callbacks": self._callbacks,
+        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} kind={self.kind!r} version={self.config_version!r}>"
@@ -136,23 +150,16 @@ class SourcePluginProxy(_Factory):
 
     component_type = "source"
     _create_field = "create_source_fn"
+    _instance_ctype = "SourceVtable"
 
     async def create_source(
         self, id: str, config: Mapping[str, Any] | str | None = None, auto_start: bool = True
     ) -> SourceProxy:
         b = Borrowed()
-        ptr = await self._create(
+        vt = await self._create(
             f"create_source({id!r})", b.str(id), b.str(_config_json(config)), auto_start
         )
-        vt = ffi.new("SourceVtable *", ptr[0])
-        lib.free(ptr)
-        return SourceProxy(
-            vt,
-            plugin_label=self.plugin_label,
-            codec=self._codec,
-            media_type=self.payload_format,
-            callbacks=self._callbacks,
-        )
+        return SourceProxy(vt, **self._proxy_options())
 
 
 class ReactionPluginProxy(_Factory):
@@ -160,6 +167,7 @@ class ReactionPluginProxy(_Factory):
 
     component_type = "reaction"
     _create_field = "create_reaction_fn"
+    _instance_ctype = "ReactionVtable"
 
     async def create_reaction(
         self,
@@ -169,22 +177,14 @@ class ReactionPluginProxy(_Factory):
         auto_start: bool = True,
     ) -> ReactionProxy:
         b = Borrowed()
-        ptr = await self._create(
+        vt = await self._create(
             f"create_reaction({id!r})",
             b.str(id),
             b.str(json.dumps(list(query_ids))),
             b.str(_config_json(config)),
             auto_start,
         )
-        vt = ffi.new("ReactionVtable *", ptr[0])
-        lib.free(ptr)
-        return ReactionProxy(
-            vt,
-            plugin_label=self.plugin_label,
-            codec=self._codec,
-            media_type=self.payload_format,
-            callbacks=self._callbacks,
-        )
+        return ReactionProxy(vt, **self._proxy_options())
 
 
 class BootstrapPluginProxy(_Factory):
@@ -192,6 +192,7 @@ class BootstrapPluginProxy(_Factory):
 
     component_type = "bootstrap"
     _create_field = "create_bootstrap_provider_fn"
+    _instance_ctype = "BootstrapProviderVtable"
 
     async def create_bootstrap_provider(
         self,
@@ -199,21 +200,12 @@ class BootstrapPluginProxy(_Factory):
         source_config: Mapping[str, Any] | str | None = None,
     ) -> BootstrapProviderProxy:
         b = Borrowed()
-        ptr = await self._create(
+        vt = await self._create(
             "create_bootstrap_provider",
             b.str(_config_json(config)),
             b.str(_config_json(source_config)),
         )
-        vt = ffi.new("BootstrapProviderVtable *", ptr[0])
-        lib.free(ptr)
-        return BootstrapProviderProxy(
-            vt,
-            plugin_label=self.plugin_label,
-            codec=self._codec,
-            media_type=self.payload_format,
-            callbacks=self._callbacks,
-            log_route=self._route,
-        )
+        return BootstrapProviderProxy(vt, **self._proxy_options(), log_route=self._route)
 
 
 from .bootstrap import BootstrapProviderProxy  # noqa: E402
