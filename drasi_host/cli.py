@@ -16,14 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from .demo import run_demo
 from .errors import DrasiHostError
+from .loader import LIBRARY_SUFFIXES, load_plugin
+from .logs import CallbackContext
 
 __all__ = ["main"]
 
 
 def _plugin_files(paths: Sequence[str]) -> list[Path]:
-    from .loader import LIBRARY_SUFFIXES
-
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -37,8 +40,6 @@ def _plugin_files(paths: Sequence[str]) -> list[Path]:
 
 
 def _describe(plugin: Any) -> dict[str, Any]:
-    import attrs
-
     def factories(items: Sequence[Any]) -> list[dict[str, str]]:
         return [
             {
@@ -84,9 +85,6 @@ def _print_plugin(info: dict[str, Any]) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .loader import load_plugin
-    from .logs import CallbackContext
-
     callbacks = CallbackContext(instance_id="drasi-host-inspect")
     results: list[dict[str, Any]] = []
     failed = 0
@@ -115,8 +113,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
     return run_demo(events=args.events, plugin_dir=args.plugins, quiet=args.quiet)
 
 

@@ -22,6 +22,18 @@ from typing import Any
 
 import anyio
 
+from .bridges.state_store import SqliteStateStore
+from .loader import load_plugin
+from .logs import CallbackContext
+from .models import (
+    ChangeOp,
+    QueryResult,
+    ReactionRuntimeContext,
+    ResultDiff,
+    SourceRuntimeContext,
+    SubscriptionSettings,
+)
+
 __all__ = ["build_demo_plugins", "run_demo"]
 
 _PKG = Path(__file__).resolve().parent
@@ -64,18 +76,6 @@ def _find(plugin_dir: Path, stem: str) -> Path:
 
 
 async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any) -> int:
-    from . import (
-        CallbackContext,
-        QueryResult,
-        ReactionRuntimeContext,
-        ResultDiff,
-        SourceRuntimeContext,
-        SqliteStateStore,
-        SubscriptionSettings,
-    )
-    from .loader import load_plugin
-    from .models import ChangeOp
-
     callbacks = CallbackContext(instance_id="demo")
     with tempfile.TemporaryDirectory(prefix="drasi-demo-") as tmp:
         store = SqliteStateStore(Path(tmp) / "state.db")

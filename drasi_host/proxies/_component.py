@@ -13,6 +13,8 @@ import anyio
 
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
+from ..bridges.identity import IdentityProviderVtableBuilder
+from ..bridges.state_store import StateStoreVtableBuilder
 from ..errors import DrasiHostError
 from ..logs import CallbackContext, InstanceCallbackContext
 from ..models import ComponentStatus
@@ -123,9 +125,6 @@ class ComponentProxy:
         state_store: object | None,
         identity_provider: object | None,
     ) -> InstanceCallbackContext:
-        from ..bridges.identity import IdentityProviderVtableBuilder
-        from ..bridges.state_store import StateStoreVtableBuilder
-
         self._check_open()
         instance_ctx = InstanceCallbackContext(
             self._callbacks, instance_id, component_id, self.component_type

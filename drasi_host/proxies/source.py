@@ -12,6 +12,7 @@ from .._abi import NULL, Borrowed, ffi, lib
 from ..errors import PluginCallError, PluginProtocolError
 from ..models import DispatchMode, SourceRuntimeContext, SubscriptionSettings
 from ._component import ComponentProxy
+from .bootstrap import attach_bootstrap_provider
 from .receivers import DEFAULT_CAPACITY, BootstrapReceiverProxy, ChangeReceiverProxy
 
 __all__ = ["SourceProxy", "SubscriptionResponse"]
@@ -125,7 +126,5 @@ class SourceProxy(ComponentProxy):
         """Give the plugin a bootstrap provider: any object with an async
         ``bootstrap(request, context, event_tx)`` (a Python provider, or a
         :class:`BootstrapProviderProxy` from another plugin)."""
-        from .bootstrap import attach_bootstrap_provider
-
         self._check_open()
         await attach_bootstrap_provider(self._vt, provider, codec=self._codec, label=self.label)
