@@ -204,9 +204,10 @@ class PluginResolver:
                     f"({self.host.target_triple}): " + "; ".join(problems)
                 )
             return self._resolved(parsed, manifest, tag)
-        raise RegistryError(
+        raise RegistryNotFoundError(
             f"{parsed}: no artifact for this platform "
-            f"({self.host.target_triple}); tags tried: {', '.join(tried)}"
+            f"({self.host.target_triple}); tags tried: {', '.join(tried)}",
+            reference=str(parsed),
         )
 
     async def _resolve_latest(self, parsed: PluginReference, suffixes: list[str]) -> ResolvedPlugin:
