@@ -278,8 +278,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _install(args: argparse.Namespace) -> int:
     async def work() -> int:
-        if args.locked == bool(args.refs):
-            raise DrasiHostError("install: give REF... or --locked (not both)")
+        if args.locked and args.refs:
+            raise DrasiHostError("install: give REF... or --locked, not both")
+        if not args.locked and not args.refs:
+            raise DrasiHostError("install: give the references to install, or --locked")
         lockfile = _lockfile(args)
         verifier = _verifier(args, enabled=not args.no_verify)
         async with OciRegistryClient(_config(args), verifier=verifier) as client:

@@ -76,7 +76,7 @@ def plugin_binary(
             f"{parsed}: the artifact has no {PLUGIN_BINARY} layer", reference=reference
         )
     if binary.size > max_size:
-        raise IntegrityError(
+        raise RegistryError(
             f"{parsed}: the plugin binary ({binary.size} bytes) exceeds the {max_size}-byte limit",
             reference=reference,
         )
