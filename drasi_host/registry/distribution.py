@@ -9,9 +9,10 @@ from the configuration or injected by the caller (then used as given and never
 closed here).  Every request goes through two layers:
 
 * ``_send_raw``: one HTTP exchange with bounded retries on connection errors,
-  timeouts, 429 and 5xx, for idempotent methods only (never POST, PUT or
-  PATCH); the wait grows exponentially with full jitter, and ``Retry-After``
-  (seconds or an HTTP date) is honoured up to the backoff cap;
+  timeouts, 429 and 5xx, for reads only (GET, HEAD; never POST, PUT or
+  PATCH, so an upload is never sent twice); the wait grows exponentially
+  with full jitter, and ``Retry-After`` (seconds or an HTTP date) is
+  honoured up to the backoff cap;
 * ``_send``: adds authentication.  The first request to a registry probes
   ``/v2/``: no challenge means anonymous, a ``Basic`` challenge means the
   configured credentials on every request, a ``Bearer`` challenge means a token
@@ -248,8 +249,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - current)
 
 
-#: Methods that are retried after a transient failure; POST, PUT and PATCH never are.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+#: Methods retried after a transient failure (reads); POST, PUT and PATCH never are.
+RETRIED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def status_error_class(status: int) -> type[RegistryError]:
@@ -339,9 +340,9 @@ class DistributionClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> httpx.Response:
-        """One exchange, retried when idempotent; returns the (unread,
-        streaming) response."""
-        retries = self.config.max_retries if method.upper() in IDEMPOTENT_METHODS else 0
+        """One exchange, retried for :data:`RETRIED_METHODS` only; returns the
+        (unread, streaming) response."""
+        retries = self.config.max_retries if method.upper() in RETRIED_METHODS else 0
         attempt = 0
         while True:
             request = self._http.build_request(
@@ -921,7 +922,7 @@ class DistributionClient:
 
 
 __all__ = [
-    "IDEMPOTENT_METHODS",
+    "RETRIED_METHODS",
     "DistributionClient",
     "PluginSearchResult",
     "PluginVersion",

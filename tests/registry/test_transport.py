@@ -19,7 +19,7 @@ from drasi_host.errors import (
     RegistryTransportError,
 )
 from drasi_host.registry.distribution import (
-    IDEMPOTENT_METHODS,
+    RETRIED_METHODS,
     DistributionClient,
     retry_after_seconds,
     status_error_class,
@@ -63,7 +63,7 @@ def test_status_error_classes() -> None:
     assert status_error_class(503) is RegistryTransportError
     assert status_error_class(429) is RegistryTransportError
     assert status_error_class(400) is RegistryError
-    assert {"POST", "PUT", "PATCH"}.isdisjoint(IDEMPOTENT_METHODS)
+    assert {"POST", "PUT", "PATCH"}.isdisjoint(RETRIED_METHODS)
 
 
 async def test_get_is_retried_post_and_put_never(
