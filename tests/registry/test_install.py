@@ -32,6 +32,7 @@ from drasi_host import (
     PluginLoaderConfig,
     PluginLockfile,
 )
+from drasi_host import loader as loader_module
 from drasi_host.errors import (
     IntegrityError,
     RegistryAuthError,
@@ -100,10 +101,15 @@ async def client(registry: RegistryServer, signer: TestSigner) -> AsyncIterator[
 
 
 def _mapped(path: Path) -> bool:
-    """Whether ``path`` is mapped into this process (i.e. was dlopened)."""
+    """Whether ``path`` was dlopened: the loader opened it, or (where there is
+    /proc) it is mapped into this process."""
     target = str(path.resolve())
-    with open("/proc/self/maps") as maps:
-        return any(line.rstrip().endswith(target) for line in maps)
+    if target in loader_module._libraries:
+        return True
+    maps = Path("/proc/self/maps")
+    return maps.exists() and any(
+        line.rstrip().endswith(target) for line in maps.read_text().splitlines()
+    )
 
 
 def _loader(plugin_dir: Path) -> PluginLoader:
@@ -155,6 +161,7 @@ async def test_install_lock_load(
     try:
         assert [p.path.name for p in plugins] == [e.file_name for e in entries]
         assert all(p.source_plugins for p in plugins)
+        assert all(_mapped(p.path) for p in plugins)  # what the refusal tests check is absent
     finally:
         for plugin in plugins:
             await plugin.aclose()
