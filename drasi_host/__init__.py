@@ -42,6 +42,7 @@ from .loader import (
     PluginMetadata,
     host_target_triple,
 )
+from .lockfile import IntegrityStatus, LockEntry, PluginLockfile
 from .logs import CallbackContext, ComponentEventHistory, InstanceCallbackContext, LogRegistry
 from .models import (
     BootstrapContext,
@@ -132,9 +133,11 @@ __all__ = [
     "IncompatiblePluginError",
     "InstanceCallbackContext",
     "IntegrityError",
+    "IntegrityStatus",
     "LifecycleError",
     "LifecycleEventType",
     "LoadedPlugin",
+    "LockEntry",
     "LogLevel",
     "LogMessage",
     "LogRegistry",
@@ -145,6 +148,7 @@ __all__ = [
     "PluginLoadError",
     "PluginLoader",
     "PluginLoaderConfig",
+    "PluginLockfile",
     "PluginMetadata",
     "PluginProtocolError",
     "QueryResult",

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             return 2
 
-        for name in ("pull", "verify", "search"):
+        for name in ("pull", "verify", "search", "install", "list", "remove", "lock"):
             q = sub.add_parser(name, help="(needs the registry extra)")
             q.add_argument("args", nargs=argparse.REMAINDER)
             q.set_defaults(func=unavailable)

@@ -31,6 +31,7 @@ from .errors import (
     PluginLoadError,
     PluginProtocolError,
 )
+from .lockfile import PluginLockfile
 from .logs import CallbackContext, _Route
 from .payloads import PayloadCodec, codec_for
 from .proxies.descriptors import (
@@ -103,10 +104,15 @@ def _patterns(value: Iterable[str]) -> tuple[str, ...]:
 @attrs.frozen
 class PluginLoaderConfig:
     """Where to look for plugins and which file names count (``*`` globs matched
-    against the file name with its platform suffix removed)."""
+    against the file name with its platform suffix removed).  With
+    ``lockfile`` set, every file is hashed and checked against it before it
+    is opened (see :class:`~drasi_host.lockfile.PluginLockfile`)."""
 
     plugin_dir: Path = attrs.field(converter=Path)
     file_patterns: Sequence[str] = attrs.field(default=("libdrasi_*",), converter=_patterns)
+    lockfile: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path), kw_only=True
+    )
 
 
 class LoadedPlugin:
@@ -218,9 +224,15 @@ class PluginLoader:
         return loaded
 
     def load_plugin(self, path: Path | str, callbacks: CallbackContext) -> LoadedPlugin:
-        """Load one library; raises :class:`PluginLoadError` (or a subclass),
-        :class:`PluginProtocolError` or :class:`PayloadFormatError`."""
-        return load_plugin(Path(path), callbacks)
+        """Load one library; raises :class:`PluginLoadError` (or a subclass:
+        :class:`PluginIntegrityError` when the lockfile refuses the file, which
+        is then never opened), :class:`PluginProtocolError` or
+        :class:`PayloadFormatError`."""
+        path = Path(path)
+        if self.config.lockfile is not None:
+            # Re-read on every load: a lockfile changed since the last load counts.
+            PluginLockfile.load(self.config.lockfile).verify(path)
+        return load_plugin(path, callbacks)
 
 
 def _open(path: Path) -> Any:

@@ -1,4 +1,5 @@
-"""``drasi-host`` registry commands: ``pull``, ``verify`` and ``search``.
+"""``drasi-host`` registry commands: ``pull``, ``verify``, ``search``,
+``install``, ``list``, ``remove`` and ``lock check``.
 
 ``add_commands(subparsers)`` adds them to an argparse parser; each sets
 ``func(args) -> int`` (the exit code: 0 success, 1 error, 2 signature not
@@ -11,6 +12,14 @@ verified) and runs its async work with ``anyio.run``.
   the result is one line on stdout.
 * ``verify REF``: prints the verification result.
 * ``search QUERY [--json]``: lists plugins of the directory with their versions.
+* ``install REF... --dir DIR``: resolves, downloads and verifies each plugin
+  into DIR and records it in DIR/plugins.lock (``--lockfile`` elsewhere);
+  ``install --locked`` instead installs exactly what the lockfile names (the
+  locked manifest digests and file hashes), changing nothing in it.
+* ``list --dir DIR``: the lockfile's entries with each file's current state.
+* ``remove REF --dir DIR``: deletes the plugin of REF's repository and its entry.
+* ``lock check --dir DIR``: checks every file against the lockfile and prints
+  one line per file; exit code 1 when any file is not ``ok``.
 
 Credentials come from ``--username``/``--password`` or the environment
 (``DRASI_REGISTRY_USERNAME``/``DRASI_REGISTRY_PASSWORD``).
@@ -23,17 +32,25 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import anyio
 
 from drasi_host.errors import DrasiHostError, SignatureVerificationError
+from drasi_host.lockfile import LOCKFILE_NAME, IntegrityStatus, PluginLockfile
+from drasi_host.registry.cosign import (
+    CosignVerifier,
+    SignatureStatus,
+    TrustedIdentity,
+    VerificationConfig,
+    VerificationResult,
+)
+from drasi_host.registry.installer import PluginInstaller
 from drasi_host.registry.oci import OciRegistryClient, RegistryAuth, RegistryConfig
 from drasi_host.registry.platform import strip_arch_suffix
 from drasi_host.registry.reference import DEFAULT_REGISTRY
-
-if TYPE_CHECKING:
-    from drasi_host.registry.cosign import CosignVerifier, VerificationResult
+from drasi_host.registry.resolver import HostVersionInfo, PluginResolver
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -102,6 +119,53 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     _add_common(search, verification=False)
     search.set_defaults(func=_search)
 
+    install = subparsers.add_parser(
+        "install", help="install plugins into a directory and record them in its lockfile"
+    )
+    install.add_argument("refs", nargs="*", metavar="REF", help="plugin references")
+    install.add_argument(
+        "--locked",
+        action="store_true",
+        help="install exactly what the lockfile names (no REF): locked digests and hashes",
+    )
+    install.add_argument("--no-verify", action="store_true", help="skip signature verification")
+    _add_directory(install)
+    _add_common(install, verification=True)
+    install.set_defaults(func=_install)
+
+    listing = subparsers.add_parser("list", help="list the plugins of a lockfile")
+    _add_directory(listing)
+    listing.set_defaults(func=_list)
+
+    remove = subparsers.add_parser("remove", help="remove an installed plugin")
+    remove.add_argument("ref", help="plugin reference (its repository is matched, any tag)")
+    _add_directory(remove)
+    _add_common(remove, verification=False)
+    remove.set_defaults(func=_remove)
+
+    lock = subparsers.add_parser("lock", help="lockfile commands")
+    lock_commands = lock.add_subparsers(dest="lock_command", required=True)
+    check = lock_commands.add_parser(
+        "check", help="check every plugin file against the lockfile (exit 1 on any problem)"
+    )
+    _add_directory(check)
+    check.set_defaults(func=_lock_check)
+
+
+def _add_directory(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", required=True, type=Path, help="the plugin directory")
+    parser.add_argument(
+        "--lockfile",
+        type=Path,
+        default=None,
+        help=f"the lockfile (default: DIR/{LOCKFILE_NAME})",
+    )
+
+
+def _lockfile(args: argparse.Namespace) -> PluginLockfile:
+    path = args.lockfile if args.lockfile is not None else args.dir / LOCKFILE_NAME
+    return PluginLockfile.load(path)
+
 
 def _config(args: argparse.Namespace) -> RegistryConfig:
     username = args.username or os.environ.get("DRASI_REGISTRY_USERNAME")
@@ -116,8 +180,6 @@ def _config(args: argparse.Namespace) -> RegistryConfig:
 
 
 def _verifier(args: argparse.Namespace, enabled: bool) -> CosignVerifier:
-    from drasi_host.registry.cosign import CosignVerifier, TrustedIdentity, VerificationConfig
-
     identities = []
     for item in args.trusted_identity:
         issuer, sep, pattern = item.partition("=")
@@ -185,8 +247,6 @@ def _pull(args: argparse.Namespace) -> int:
             parsed = client.parse(args.ref)
             ref: str = args.ref
             if not parsed.digest and not (parsed.tag and strip_arch_suffix(parsed.tag)):
-                from drasi_host.registry.resolver import HostVersionInfo, PluginResolver
-
                 resolved = await PluginResolver(client, HostVersionInfo.current()).resolve(parsed)
                 ref = resolved.reference
             bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
@@ -206,8 +266,6 @@ def _pull(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     async def work() -> int:
-        from drasi_host.registry.cosign import SignatureStatus
-
         verifier = _verifier(args, enabled=True)
         async with OciRegistryClient(_config(args), verifier=verifier) as client:
             parsed = client.parse(args.ref)
@@ -216,6 +274,74 @@ def _verify(args: argparse.Namespace) -> int:
         return EXIT_OK if result.status == SignatureStatus.VERIFIED else EXIT_UNVERIFIED
 
     return _run(work)
+
+
+def _install(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        if args.locked and args.refs:
+            raise DrasiHostError("install: give REF... or --locked, not both")
+        if not args.locked and not args.refs:
+            raise DrasiHostError("install: give the references to install, or --locked")
+        lockfile = _lockfile(args)
+        verifier = _verifier(args, enabled=not args.no_verify)
+        async with OciRegistryClient(_config(args), verifier=verifier) as client:
+            installer = PluginInstaller(client, args.dir, lockfile)
+            if args.locked:
+                done = await installer.install_locked()
+                print(f"{len(done)} of {len(lockfile)} locked plugin(s) (re)installed")
+                return EXIT_OK
+            for ref in args.refs:
+                entry = await installer.install(ref)
+                print(
+                    f"installed {entry.reference} -> {args.dir / entry.file_name} "
+                    f"({entry.digest}, signature {entry.verification.status})"
+                )
+        return EXIT_OK
+
+    return _run(work)
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        lockfile = _lockfile(args)
+    except DrasiHostError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for entry in lockfile.entries():
+        state = lockfile.check(args.dir / entry.file_name).value
+        who = f" by {entry.verification.subject}" if entry.verification.subject else ""
+        print(
+            f"{entry.file_name}\t{entry.reference}\t{entry.digest}\t"
+            f"signature {entry.verification.status}{who}\tinstalled {entry.installed_at}\t"
+            f"file {state}"
+        )
+    return EXIT_OK
+
+
+def _remove(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        async with OciRegistryClient(_config(args)) as client:
+            entry = PluginInstaller(client, args.dir, _lockfile(args)).remove(args.ref)
+        print(f"removed {entry.file_name} ({entry.reference})")
+        return EXIT_OK
+
+    return _run(work)
+
+
+def _lock_check(args: argparse.Namespace) -> int:
+    try:
+        lockfile = _lockfile(args)
+    except DrasiHostError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    reports = lockfile.check_directory(args.dir)
+    for report in reports:
+        print(f"{report.status.value}\t{report.file_name}\t{report.reason}")
+    bad = [r for r in reports if r.status is not IntegrityStatus.OK]
+    if bad:
+        print(f"{len(bad)} of {len(reports)} file(s) fail the lockfile check", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def _search(args: argparse.Namespace) -> int:

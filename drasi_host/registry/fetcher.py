@@ -24,18 +24,16 @@ import shutil
 import tempfile
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 import attrs
 import httpx
 
 from drasi_host.errors import RegistryError
-from drasi_host.registry.oci import OciRegistryClient, ProgressCallback
+from drasi_host.registry.distribution import ProgressCallback
+from drasi_host.registry.materials import VerificationResult
+from drasi_host.registry.oci import OciRegistryClient
 from drasi_host.registry.resolver import HostVersionInfo, PluginResolver
-
-if TYPE_CHECKING:
-    from drasi_host.registry.cosign import VerificationResult
 
 log = logging.getLogger("drasi_host.registry")
 

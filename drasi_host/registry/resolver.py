@@ -26,7 +26,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from drasi_host.errors import RegistryError
+import drasi_host
+from drasi_host.errors import RegistryError, RegistryNotFoundError
 from drasi_host.registry._semver import parse_semver, same_major_minor, version_sort_key
 from drasi_host.registry.artifact import (
     ANN_CORE_VERSION,
@@ -38,7 +39,7 @@ from drasi_host.registry.artifact import (
     SAFE_NAME_RE,
     Manifest,
 )
-from drasi_host.registry.oci import OciRegistryClient
+from drasi_host.registry.distribution import DistributionClient
 from drasi_host.registry.platform import (
     library_filename,
     strip_arch_suffix,
@@ -70,8 +71,6 @@ class HostVersionInfo:
         The core and lib versions default to ``drasi_host.HOST_CORE_VERSION`` /
         ``HOST_LIB_VERSION`` when the package defines them, else to the SDK version.
         """
-        import drasi_host
-
         sdk_version = getattr(drasi_host, "HOST_SDK_VERSION", None)
         triple_fn = getattr(drasi_host, "host_target_triple", None)
         if not isinstance(sdk_version, str) or not callable(triple_fn):
@@ -130,7 +129,7 @@ def compatibility_problems(annotations: Mapping[str, str], host: HostVersionInfo
 class PluginResolver:
     """Resolves plugin references to artifacts compatible with ``host``."""
 
-    def __init__(self, client: OciRegistryClient, host: HostVersionInfo) -> None:
+    def __init__(self, client: DistributionClient, host: HostVersionInfo) -> None:
         self.client = client
         self.host = host
 
@@ -179,7 +178,7 @@ class PluginResolver:
         if parsed.digest:
             manifest, problems = await self._check(parsed)
             if manifest is None:
-                raise RegistryError(f"{parsed}: not found")
+                raise RegistryNotFoundError(f"{parsed}: not found", reference=str(parsed))
             if problems:
                 raise RegistryError(
                     f"{parsed} is incompatible with this host: " + "; ".join(problems)
@@ -205,9 +204,10 @@ class PluginResolver:
                     f"({self.host.target_triple}): " + "; ".join(problems)
                 )
             return self._resolved(parsed, manifest, tag)
-        raise RegistryError(
+        raise RegistryNotFoundError(
             f"{parsed}: no artifact for this platform "
-            f"({self.host.target_triple}); tags tried: {', '.join(tried)}"
+            f"({self.host.target_triple}); tags tried: {', '.join(tried)}",
+            reference=str(parsed),
         )
 
     async def _resolve_latest(self, parsed: PluginReference, suffixes: list[str]) -> ResolvedPlugin:

@@ -14,6 +14,10 @@ looked at, in this order, and everything found is returned:
    ``application/octet-stream``) is a simplesigning payload with its
    annotations (signature, certificate, chain, log bundle).
 
+This module sits on top of the registry client (:mod:`.distribution`) and does
+no cryptography; the materials it returns are checked offline by
+:mod:`.verification`.
+
 A 404 (no referrers API, no such tag) means "nothing there"; any other failure
 raises ``RegistryError``, so a registry that is down or refuses access can never
 pass for an unsigned artifact.  Blobs are size-capped and digest-checked by the
@@ -24,14 +28,11 @@ candidates are read per place.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from drasi_host.registry.artifact import Descriptor, Manifest, check_digest_syntax
+from drasi_host.registry.distribution import DistributionClient
+from drasi_host.registry.materials import BundleMaterial, SignatureMaterial, SimpleSigningMaterial
 from drasi_host.registry.reference import PluginReference
-
-if TYPE_CHECKING:
-    from drasi_host.registry.cosign import BundleMaterial, SignatureMaterial
-    from drasi_host.registry.oci import OciRegistryClient
 
 log = logging.getLogger("drasi_host.registry")
 
@@ -53,15 +54,13 @@ def _bundle_layer(manifest: Manifest) -> Descriptor | None:
 
 
 async def _bundles_from_index(
-    client: OciRegistryClient,
+    client: DistributionClient,
     repo: PluginReference,
     index: Manifest,
     subject: str,
     seen: set[str],
     max_entries: int,
 ) -> list[BundleMaterial]:
-    from drasi_host.registry.cosign import BundleMaterial
-
     found: list[BundleMaterial] = []
     count = 0
     for entry in index.manifests():
@@ -95,15 +94,13 @@ async def _bundles_from_index(
 
 
 async def fetch_signature_materials(
-    client: OciRegistryClient,
+    client: DistributionClient,
     ref: PluginReference,
     digest: str,
     *,
     max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> list[SignatureMaterial]:
     """All signature materials stored for ``digest`` in ``ref``'s repository."""
-    from drasi_host.registry.cosign import SimpleSigningMaterial
-
     check_digest_syntax(digest, f"signatures of {ref}")
     repo = PluginReference(registry=ref.registry, repository=ref.repository)
     algorithm, _, hex_digest = digest.partition(":")

@@ -5,7 +5,8 @@ Fulcio certificate authorities (each a certificate chain, leaf-most first, with
 the period in which it may issue), the Rekor transparency logs (public key,
 log id, validity), the certificate-transparency logs and the RFC 3161 timestamp
 authorities.  This module only parses and indexes that document; the checks
-live in :mod:`drasi_host.registry.cosign`.
+live in :mod:`drasi_host.registry.simplesigning` (sigstore-python
+reads the same file itself for bundles).
 
 The parser follows the protobuf-JSON form of
 ``application/vnd.dev.sigstore.trustedroot+json;version=0.1`` and is tolerant:

@@ -3,13 +3,11 @@
 ``TestSigner`` plays Fulcio and Rekor at once: it owns a test root CA and
 intermediate (ECDSA P-384) and a test transparency-log key (ECDSA P-256), and
 writes a ``trusted_root.json`` in the production file's format naming them.
-It then produces the two kinds of signature material the verifier reads:
-
-* classic cosign simplesigning layers (payload bytes + layer annotations,
-  including a ``dev.sigstore.cosign/bundle`` with a signed entry timestamp over
-  a ``hashedrekord`` entry);
-* Sigstore bundles (v0.1 to v0.3) holding a DSSE in-toto statement with a
-  ``dsse`` log entry, or a message signature with a ``hashedrekord`` entry.
+It then produces classic cosign simplesigning layers (payload bytes + layer
+annotations, including a ``dev.sigstore.cosign/bundle`` with a signed entry
+timestamp over a ``hashedrekord`` entry), the format drasi-host verifies with
+its own code.  Sigstore bundles are verified by sigstore-python, which also
+wants SCTs, inclusion proofs and checkpoints: their tests use real bundles.
 
 Keyword knobs build the usual broken variants (expired leaf, SET from a wrong
 log key, unknown log, missing issuer extension, ...).
@@ -26,20 +24,13 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OID_ISSUER_V2 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 
 SIMPLESIGNING_TYPE = "cosign container image signature"
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-
-BUNDLE_MEDIA_TYPES = {
-    "0.1": "application/vnd.dev.sigstore.bundle+json;version=0.1",
-    "0.2": "application/vnd.dev.sigstore.bundle+json;version=0.2",
-    "0.3": "application/vnd.dev.sigstore.bundle.v0.3+json",
-}
 
 LeafKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -73,12 +64,6 @@ def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE pre-authentication encoding."""
-    kind = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
-
-
 def simplesigning_payload(docker_reference: str, digest: str) -> bytes:
     """The compact JSON document cosign signs for an image."""
     doc = {
@@ -90,17 +75,6 @@ def simplesigning_payload(docker_reference: str, digest: str) -> bytes:
         "optional": None,
     }
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
-
-
-def in_toto_statement(digest: str, name: str = "plugin") -> bytes:
-    algorithm, _, hex_value = digest.partition(":")
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": name, "digest": {algorithm: hex_value}}],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {"buildDefinition": {"buildType": "https://example.invalid/test"}},
-    }
-    return json.dumps(statement, separators=(",", ":")).encode("utf-8")
 
 
 class TestSigner:
@@ -407,121 +381,3 @@ class TestSigner:
                 }
             )
         return payload, annotations
-
-    def sign_bundle(
-        self,
-        digest: str,
-        issuer: str,
-        subject: str,
-        *,
-        expired: bool = False,
-        wrong_log_key: bool = False,
-        unknown_log: bool = False,
-        include_issuer: bool = True,
-        include_tlog: bool = True,
-        integrated_time: int | None = None,
-        message_signature: bool = False,
-        version: str = "0.3",
-        key: LeafKey | None = None,
-    ) -> bytes:
-        """A Sigstore bundle JSON document for ``digest`` (``sha256:<hex>``).
-
-        By default a v0.3 bundle with a DSSE envelope around an in-toto
-        statement whose subject is ``digest``, logged as a ``dsse`` entry.
-        ``message_signature=True`` signs the digest itself (prehashed SHA-256)
-        and logs a ``hashedrekord`` entry instead."""
-        leaf_key, leaf = self.issue_leaf(
-            issuer, subject, key=key, expired=expired, include_issuer=include_issuer
-        )
-        leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
-        content: dict[str, Any]
-        if message_signature:
-            raw_digest = bytes.fromhex(digest.partition(":")[2])
-            if isinstance(leaf_key, rsa.RSAPrivateKey):
-                signature = leaf_key.sign(
-                    raw_digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
-                )
-            else:
-                signature = leaf_key.sign(raw_digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-            content = {
-                "messageSignature": {
-                    "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(raw_digest)},
-                    "signature": _b64(signature),
-                }
-            }
-            body: dict[str, Any] = {
-                "apiVersion": "0.0.1",
-                "kind": "hashedrekord",
-                "spec": {
-                    "data": {"hash": {"algorithm": "sha256", "value": raw_digest.hex()}},
-                    "signature": {
-                        "content": _b64(signature),
-                        "publicKey": {"content": _b64(leaf_pem)},
-                    },
-                },
-            }
-            kind = "hashedrekord"
-        else:
-            statement = in_toto_statement(digest)
-            signature = self._sign(leaf_key, pae(IN_TOTO_PAYLOAD_TYPE, statement))
-            envelope = {
-                "payload": _b64(statement),
-                "payloadType": IN_TOTO_PAYLOAD_TYPE,
-                "signatures": [{"sig": _b64(signature)}],
-            }
-            content = {"dsseEnvelope": envelope}
-            body = {
-                "apiVersion": "0.0.1",
-                "kind": "dsse",
-                "spec": {
-                    "envelopeHash": {
-                        "algorithm": "sha256",
-                        "value": hashlib.sha256(_canonical(envelope)).hexdigest(),
-                    },
-                    "payloadHash": {
-                        "algorithm": "sha256",
-                        "value": hashlib.sha256(statement).hexdigest(),
-                    },
-                    "signatures": [{"signature": _b64(signature), "verifier": _b64(leaf_pem)}],
-                },
-            }
-            kind = "dsse"
-        tlog_entries: list[dict[str, Any]] = []
-        if include_tlog:
-            body_b64, when, index, log_id, set_sig = self._log_entry(
-                body,
-                integrated_time=integrated_time,
-                wrong_log_key=wrong_log_key,
-                unknown_log=unknown_log,
-            )
-            tlog_entries.append(
-                {
-                    "logIndex": str(index),
-                    "logId": {"keyId": _b64(bytes.fromhex(log_id))},
-                    "kindVersion": {"kind": kind, "version": "0.0.1"},
-                    "integratedTime": str(when),
-                    "inclusionPromise": {"signedEntryTimestamp": _b64(set_sig)},
-                    "canonicalizedBody": body_b64,
-                }
-            )
-        leaf_der = _b64(leaf.public_bytes(serialization.Encoding.DER))
-        material: dict[str, Any] = {"tlogEntries": tlog_entries}
-        if version == "0.3":
-            material["certificate"] = {"rawBytes": leaf_der}
-        else:
-            material["x509CertificateChain"] = {
-                "certificates": [
-                    {"rawBytes": leaf_der},
-                    {
-                        "rawBytes": _b64(
-                            self.intermediate_cert.public_bytes(serialization.Encoding.DER)
-                        )
-                    },
-                ]
-            }
-        document: dict[str, Any] = {
-            "mediaType": BUNDLE_MEDIA_TYPES[version],
-            "verificationMaterial": material,
-            **content,
-        }
-        return json.dumps(document).encode("utf-8")

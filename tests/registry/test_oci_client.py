@@ -16,7 +16,7 @@ from mini_registry import MiniRegistry
 from registry_helpers import metadata, push_directory, push_plugin
 from registry_servers import RegistryServer, mini_config
 
-from drasi_host.errors import RegistryError
+from drasi_host.errors import RegistryError, RegistryTransportError
 from drasi_host.registry.artifact import (
     ANN_KIND,
     ANN_TYPE,
@@ -442,7 +442,7 @@ async def test_unreachable_and_timeout() -> None:
         backoff_base=0.01,
     )
     async with OciRegistryClient(config) as client:
-        with pytest.raises(RegistryError, match=r"ConnectError.*after 3 attempts"):
+        with pytest.raises(RegistryTransportError, match=r"ConnectError.*after 3 attempts"):
             await client.list_tags("source/x")
 
     silent = socket.socket()
@@ -467,7 +467,7 @@ async def test_unreachable_and_timeout() -> None:
             default_registry=f"{host}/ns", insecure_registries=[host], timeout=0.3, max_retries=0
         )
         async with OciRegistryClient(config) as client:
-            with pytest.raises(RegistryError, match="ReadTimeout"):
+            with pytest.raises(RegistryTransportError, match="ReadTimeout"):
                 await client.get_manifest("source/x:1")
     finally:
         stop.set()

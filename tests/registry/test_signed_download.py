@@ -1,5 +1,6 @@
-"""download_plugin with a CosignVerifier, end to end: real signatures (test CA
-and transparency log) stored in a registry in each of the three layouts."""
+"""download_plugin with a CosignVerifier, end to end, through real registries:
+simplesigning signatures minted under a test CA and transparency log, and real
+Sigstore bundles stored in both bundle layouts (referrers API, referrers tag)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from registry_helpers import (
 from registry_servers import RegistryServer, mini_config
 from signing import TestSigner
 
-from drasi_host.errors import RegistryError, SignatureVerificationError
+from drasi_host.errors import IntegrityError, RegistryError, SignatureVerificationError
 from drasi_host.registry.artifact import OCI_MANIFEST, Descriptor, sha256_digest
 from drasi_host.registry.cosign import (
     CosignVerifier,
@@ -35,6 +36,9 @@ ISSUER = "https://token.actions.githubusercontent.com"
 SUBJECT = "https://github.com/drasi-project/drasi-core/.github/workflows/publish.yml@refs/tags/v1"
 STRANGER = "https://github.com/someone-else/fork/.github/workflows/publish.yml@refs/heads/main"
 TAG = "0.1.0-linux-amd64"
+DATA = Path(__file__).parent / "data" / "sigstore"
+REAL_BUNDLE = DATA / "bundles" / "happy-path-intoto-in-dsse-v3.sigstore.json"
+PRODUCTION_ROOT = DATA / "trusted_root.production.json"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +66,7 @@ async def _publish(client: OciRegistryClient, kind: str, binary: bytes) -> tuple
 async def _sign(
     layout: str,
     client: OciRegistryClient,
-    signer: TestSigner,
+    signer: TestSigner | None,
     repo: str,
     subject: Descriptor,
     *,
@@ -71,11 +75,13 @@ async def _sign(
 ) -> None:
     digest = signed_digest or subject.digest
     if layout == "simplesigning":
+        assert signer is not None
         payload, annotations = signer.sign_simplesigning(repo, digest, ISSUER, identity)
         await push_simplesigning(client, repo, subject.digest, [(payload, annotations)])
         return
-    bundle = signer.sign_bundle(digest, ISSUER, identity)
-    entry = await push_bundle(client, repo, subject, bundle)
+    # A real Sigstore bundle (signed for data/sigstore/bundles/a.txt): it can
+    # only ever be a signature of another artifact copied onto this one.
+    entry = await push_bundle(client, repo, subject, REAL_BUNDLE.read_bytes())
     if layout == "referrers-tag":
         await push_referrers_tag(client, repo, subject.digest, [entry])
     # "referrers-api": the server indexes the manifest by its subject
@@ -89,11 +95,11 @@ def _config(
     return registry.config()
 
 
-LAYOUTS = ["referrers-api", "referrers-tag", "simplesigning"]
+BUNDLE_LAYOUTS = ["referrers-api", "referrers-tag"]
 
 
 @pytest.mark.registry
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", ["simplesigning"])
 async def test_signed_download(
     layout: str,
     registry: RegistryServer,
@@ -115,7 +121,42 @@ async def test_signed_download(
 
 
 @pytest.mark.registry
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", BUNDLE_LAYOUTS)
+async def test_real_bundle_of_another_artifact_is_refused(
+    layout: str,
+    registry: RegistryServer,
+    mini_registry_factory: Callable[..., MiniRegistry],
+    plugin_binary: bytes,
+    tmp_path: Path,
+) -> None:
+    """Found by discovery in either bundle layout and checked by sigstore-python:
+    the signature itself is genuine, but it names another artifact (digest
+    binding) or, under the default policy, an untrusted signer."""
+    config = _config(layout, registry, mini_registry_factory)
+    dest = tmp_path / "plugins"
+    conformance = CosignVerifier(
+        VerificationConfig(
+            trusted_identities=[
+                TrustedIdentity(ISSUER, "https://github.com/sigstore-conformance/*")
+            ],
+            trusted_root=PRODUCTION_ROOT,
+        )
+    )
+    async with OciRegistryClient(config, verifier=conformance) as client:
+        repo, subject = await _publish(client, "borrowed", plugin_binary)
+        await _sign(layout, client, None, repo, subject)
+        with pytest.raises(SignatureVerificationError, match="do not include") as info:
+            await client.download_plugin(f"source/borrowed:{TAG}", dest)
+        assert info.value.result.status is SignatureStatus.INVALID
+    default = CosignVerifier(VerificationConfig(trusted_root=PRODUCTION_ROOT))
+    async with OciRegistryClient(config, verifier=default) as client:
+        with pytest.raises(SignatureVerificationError, match="not trusted"):
+            await client.download_plugin(f"source/borrowed:{TAG}", dest)
+    assert not dest.exists()
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("layout", ["simplesigning"])
 async def test_refusals_write_nothing(
     layout: str,
     registry: RegistryServer,
@@ -175,7 +216,7 @@ async def test_tampered_layer_with_valid_signature(
             / "data"
         )
         blob.write_bytes(os.urandom(100_000))
-        with pytest.raises(RegistryError, match="does not match its digest"):
+        with pytest.raises(IntegrityError, match="does not match its digest"):
             await client.download_plugin(f"source/swapped:{TAG}", tmp_path)
     assert os.listdir(tmp_path) == []
 

@@ -7,7 +7,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -27,18 +26,16 @@ UTC = dt.timezone.utc
 REKOR_V1_LOG_ID = "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d"
 
 
+SIGSTORE_DATA = Path(__file__).parent / "data" / "sigstore"
+
+
 def _sigstore_dir() -> Path:
-    shared = os.environ.get("DRASI_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
-    path = base / "testdata" / "sigstore"
-    if not path.is_dir():
-        pytest.skip(f"Sigstore test data not found at {path} (set DRASI_SHARED_DIR)")
-    return path
+    return SIGSTORE_DATA
 
 
 @pytest.fixture
 def sigstore() -> Path:
-    return _sigstore_dir()
+    return SIGSTORE_DATA
 
 
 def _spki(key: object) -> bytes:
