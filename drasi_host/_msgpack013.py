@@ -79,7 +79,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeAlias
 
 import msgspec
 
@@ -241,15 +241,29 @@ _ENCODER = msgspec.msgpack.Encoder()
 _UNIT = object()  # the body of a unit variant
 
 
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
+# A field path is built only as a chain of (parent, key) tuples on the way
+# down, and rendered to text only when an error names it.
+Path: TypeAlias = "str | tuple[Path, str | int]"
 
 
-def _fail(path: str, problem: str) -> NoReturn:
-    where = path or "document"
-    raise PayloadFieldError(f"{where}: {problem}", field=path)
+def _join(path: Path, key: str | int) -> Path:
+    return (path, key)
+
+
+def _render(path: Path) -> str:
+    keys: list[str | int] = []
+    while isinstance(path, tuple):
+        path, key = path
+        keys.append(key)
+    text = path
+    for key in reversed(keys):
+        text = f"{text}[{key}]" if isinstance(key, int) else (f"{text}.{key}" if text else key)
+    return text
+
+
+def _fail(path: Path, problem: str) -> NoReturn:
+    field = _render(path)
+    raise PayloadFieldError(f"{field or 'document'}: {problem}", field=field)
 
 
 def _kind(value: Any) -> str:
@@ -266,13 +280,13 @@ def _kind(value: Any) -> str:
     )
 
 
-def _str(value: Any, path: str) -> str:
+def _str(value: Any, path: Path) -> str:
     if type(value) is not str:
         _fail(path, f"expected a string, got {_kind(value)}")
     return value
 
 
-def _int(value: Any, path: str, lo: int, hi: int, what: str) -> int:
+def _int(value: Any, path: Path, lo: int, hi: int, what: str) -> int:
     if type(value) is not int:
         _fail(path, f"expected {what}, got {_kind(value)}")
     if not lo <= value <= hi:
@@ -280,27 +294,31 @@ def _int(value: Any, path: str, lo: int, hi: int, what: str) -> int:
     return value
 
 
-def _u64(value: Any, path: str) -> int:
+def _u64(value: Any, path: Path) -> int:
     return _int(value, path, 0, _U64_MAX, "a u64")
 
 
-def _i64(value: Any, path: str) -> int:
+def _i64(value: Any, path: Path) -> int:
     return _int(value, path, _I64_MIN, _I64_MAX, "an i64")
 
 
-def _labels(value: Any, path: str) -> tuple[str, ...]:
+def _labels(value: Any, path: Path) -> tuple[str, ...]:
     if type(value) is not list:
         _fail(path, f"expected an array of strings, got {_kind(value)}")
     return tuple(_str(v, _join(path, i)) for i, v in enumerate(value))
 
 
-def _fields(value: Any, path: str, names: tuple[str, ...], required: int, what: str) -> list[Any]:
+def _fields(value: Any, path: Path, names: tuple[str, ...], required: int, what: str) -> list[Any]:
     """The fields of a struct, from its map or positional-array form.
 
     The first ``required`` names must be present; missing later ones are
-    None (serde's ``Option`` / ``#[serde(default)]``).  Unknown keys are
-    ignored."""
+    None (serde's ``Option`` / ``#[serde(default)]``).  Unknown keys (also
+    non-string ones) are ignored."""
     if type(value) is dict:
+        try:
+            return [value[name] for name in names]
+        except KeyError:
+            pass
         out = []
         for i, name in enumerate(names):
             if name in value:
@@ -309,9 +327,6 @@ def _fields(value: Any, path: str, names: tuple[str, ...], required: int, what: 
                 _fail(path, f"{what} is missing the field {name!r}")
             else:
                 out.append(None)
-        for key in value:
-            if type(key) is not str:
-                _fail(path, f"{what} has a non-string key of type {_kind(key)}")
         return out
     if type(value) is list:
         if not required <= len(value) <= len(names):
@@ -323,7 +338,7 @@ def _fields(value: Any, path: str, names: tuple[str, ...], required: int, what: 
     _fail(path, f"expected {what} (a map), got {_kind(value)}")
 
 
-def _variant(value: Any, path: str, names: Iterable[str], what: str) -> tuple[str, Any]:
+def _variant(value: Any, path: Path, names: Iterable[str], what: str) -> tuple[str, Any]:
     """``(name, body)`` of an externally tagged enum value; ``body`` is
     ``_UNIT`` for a bare-string unit variant."""
     if type(value) is str:
@@ -341,12 +356,12 @@ def _variant(value: Any, path: str, names: Iterable[str], what: str) -> tuple[st
     return name, body
 
 
-def _unit(body: Any, path: str, name: str) -> None:
+def _unit(body: Any, path: Path, name: str) -> None:
     if body is not _UNIT and body is not None:
         _fail(_join(path, name), f"unit variant {name!r} carries a value ({_kind(body)})")
 
 
-def _body(body: Any, path: str, name: str) -> Any:
+def _body(body: Any, path: Path, name: str) -> Any:
     if body is _UNIT:
         _fail(path, f"variant {name!r} needs a value")
     return body
@@ -360,7 +375,7 @@ _TIMESTAMP = re.compile(
 )
 
 
-def _parse_datetime(value: Any, path: str, *, zoned: bool) -> datetime:
+def _parse_datetime(value: Any, path: Path, *, zoned: bool) -> datetime:
     text = _str(value, path)
     m = _TIMESTAMP.fullmatch(text)
     if m is None:
@@ -405,7 +420,7 @@ def _format_local(dt: datetime) -> str:
     )
 
 
-def _format_offset(delta: timedelta, path: str) -> str:
+def _format_offset(delta: timedelta, path: Path) -> str:
     seconds = int(delta.total_seconds())
     if seconds == 0:
         return "Z"
@@ -416,14 +431,14 @@ def _format_offset(delta: timedelta, path: str) -> str:
     return f"{sign}{hours:02d}:{minutes:02d}"
 
 
-def _format_zoned(dt: datetime, path: str) -> str:
+def _format_zoned(dt: datetime, path: Path) -> str:
     offset = dt.utcoffset()
     if offset is None:
         _fail(path, "a zoned date-time needs an aware datetime")
     return _format_local(dt) + _format_offset(offset, path)
 
 
-def _format_utc(dt: datetime, path: str) -> str:
+def _format_utc(dt: datetime, path: Path) -> str:
     if dt.tzinfo is None or dt.utcoffset() is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return _format_zoned(dt.astimezone(timezone.utc), path)
@@ -444,7 +459,29 @@ _VALUE_VARIANTS = (
 )
 
 
-def _element_value(value: Any, path: str, depth: int) -> Any:
+def _element_value(value: Any, path: Path, depth: int) -> Any:
+    # Fast path for the common scalar variants; everything else (and every
+    # error) goes through the general code below.
+    if type(value) is dict and len(value) == 1:
+        ((name, body),) = value.items()
+        kind = type(body)
+        if name == "Integer":
+            if kind is int and _I64_MIN <= body <= _I64_MAX:
+                return body
+        elif name == "String":
+            if kind is str:
+                return body
+        elif name == "Float":
+            if kind is float:
+                return body
+        elif name == "Bool" and kind is bool:
+            return body
+    elif value == "Null" and type(value) is str:
+        return None
+    return _element_value_slow(value, path, depth)
+
+
+def _element_value_slow(value: Any, path: Path, depth: int) -> Any:
     if depth > MAX_DEPTH:
         _fail(path, f"values nested deeper than {MAX_DEPTH} levels")
     name, body = _variant(value, path, _VALUE_VARIANTS, "ElementValue")
@@ -470,33 +507,41 @@ def _element_value(value: Any, path: str, depth: int) -> Any:
     if name == "List":
         if type(body) is not list:
             _fail(inner, f"expected an array, got {_kind(body)}")
-        return [_element_value(v, _join(inner, i), depth + 1) for i, v in enumerate(body)]
+        return [_element_value(v, (inner, i), depth + 1) for i, v in enumerate(body)]
     if name == "Object":
         return _property_map(body, inner, depth + 1)
     return _parse_datetime(body, inner, zoned=name == "ZonedDateTime")
 
 
-def _property_map(value: Any, path: str, depth: int = 0) -> dict[str, Any]:
-    (values,) = _fields(value, path, ("values",), 1, "ElementPropertyMap")
-    inner = _join(path, "values")
+def _property_map(value: Any, path: Path, depth: int = 0) -> dict[str, Any]:
+    if type(value) is dict and "values" in value:
+        values = value["values"]
+    else:
+        (values,) = _fields(value, path, ("values",), 1, "ElementPropertyMap")
+    inner = (path, "values")
     if type(values) is not dict:
         _fail(inner, f"expected a map, got {_kind(values)}")
     out: dict[str, Any] = {}
     for key, item in values.items():
         if type(key) is not str:
             _fail(inner, f"property name must be a string, got {_kind(key)}")
-        out[key] = _element_value(item, _join(inner, key), depth)
+        out[key] = _element_value(item, (inner, key), depth)
     return out
 
 
-def _reference(value: Any, path: str) -> ElementReference:
+def _reference(value: Any, path: Path) -> ElementReference:
+    if type(value) is dict:
+        source_id = value.get("source_id")
+        element_id = value.get("element_id")
+        if type(source_id) is str and type(element_id) is str:
+            return ElementReference(source_id, element_id)
     source_id, element_id = _fields(value, path, ("source_id", "element_id"), 2, "ElementReference")
     return ElementReference(
         _str(source_id, _join(path, "source_id")), _str(element_id, _join(path, "element_id"))
     )
 
 
-def _metadata(value: Any, path: str) -> tuple[ElementReference, tuple[str, ...], int]:
+def _metadata(value: Any, path: Path) -> tuple[ElementReference, tuple[str, ...], int]:
     reference, labels, effective_from = _fields(
         value, path, ("reference", "labels", "effective_from"), 3, "ElementMetadata"
     )
@@ -507,7 +552,7 @@ def _metadata(value: Any, path: str) -> tuple[ElementReference, tuple[str, ...],
     )
 
 
-def _element(value: Any, path: str) -> Element:
+def _element(value: Any, path: Path) -> Element:
     name, body = _variant(value, path, ("Node", "Relation"), "Element")
     inner = _join(path, name)
     body = _body(body, path, name)
@@ -534,7 +579,7 @@ def _element(value: Any, path: str) -> Element:
 _OPS = {"Insert": ChangeOp.INSERT, "Update": ChangeOp.UPDATE, "Delete": ChangeOp.DELETE}
 
 
-def _source_change(value: Any, path: str) -> Change | Control:
+def _source_change(value: Any, path: Path) -> Change | Control:
     name, body = _variant(value, path, ("Insert", "Update", "Delete", "Future"), "SourceChange")
     inner = _join(path, name)
     body = _body(body, path, name)
@@ -568,7 +613,7 @@ def _source_change(value: Any, path: str) -> Change | Control:
 _SUBSCRIPTION_FIELDS = ("query_id", "query_node_id", "node_labels", "rel_labels", "operation")
 
 
-def _control(value: Any, path: str) -> Control:
+def _control(value: Any, path: Path) -> Control:
     name, body = _variant(value, path, ("FuturesDue", "Subscription"), "SourceControl")
     if name == "FuturesDue":
         _unit(body, path, name)
@@ -596,7 +641,7 @@ def _split(item: Change | Control) -> tuple[Change | None, Control | None]:
     return (item, None) if isinstance(item, Change) else (None, item)
 
 
-def _position(value: Any, path: str) -> bytes | None:
+def _position(value: Any, path: Path) -> bytes | None:
     if value is None:
         return None
     if type(value) is bytes:
@@ -686,7 +731,7 @@ def decode_bootstrap_event(data: bytes | bytearray | memoryview) -> BootstrapEve
 # --------------------------------------------------------- result values
 
 
-def _json_value(value: Any, path: str, depth: int) -> Any:
+def _json_value(value: Any, path: Path, depth: int) -> Any:
     """Check a JSON-like value (nil, bool, i64/u64, float, str, array, map with
     string keys); the same value is returned."""
     kind = type(value)
@@ -725,7 +770,7 @@ _DIFF_REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
-def _result_diff(value: Any, path: str) -> ResultDiff:
+def _result_diff(value: Any, path: Path) -> ResultDiff:
     if type(value) is not dict:
         _fail(path, f"expected a ResultDiff map, got {_kind(value)}")
     if "type" not in value:
@@ -755,7 +800,7 @@ def _result_diff(value: Any, path: str) -> ResultDiff:
     return ResultDiff(kind, **fields)  # type: ignore[arg-type]
 
 
-def _profiling(value: Any, path: str) -> dict[str, int | None] | None:
+def _profiling(value: Any, path: Path) -> dict[str, int | None] | None:
     if value is None:
         return None
     if type(value) is not dict:
@@ -809,7 +854,7 @@ def decode_query_result(data: bytes | bytearray | memoryview) -> QueryResult:
 # ---------------------------------------------------------------- encoding
 
 
-def _encode_value(value: Any, path: str, depth: int) -> Any:
+def _encode_value(value: Any, path: Path, depth: int) -> Any:
     if depth > MAX_DEPTH:
         _fail(path, f"values nested deeper than {MAX_DEPTH} levels")
     kind = type(value)
@@ -840,7 +885,7 @@ def _encode_value(value: Any, path: str, depth: int) -> Any:
     _fail(path, f"cannot encode a {type(value).__name__} as an ElementValue")
 
 
-def _encode_properties(props: Mapping[str, Any], path: str, depth: int = 0) -> dict[str, Any]:
+def _encode_properties(props: Mapping[str, Any], path: Path, depth: int = 0) -> dict[str, Any]:
     for key in props:
         if type(key) is not str:
             _fail(path, f"property names must be strings, got {type(key).__name__}")
@@ -860,7 +905,7 @@ def _encode_metadata(element: Element) -> dict[str, Any]:
     }
 
 
-def _encode_element(element: Element, path: str) -> dict[str, Any]:
+def _encode_element(element: Element, path: Path) -> dict[str, Any]:
     props = _encode_properties(element.properties, _join(path, "properties"))
     if element.type == "node":
         return {"Node": {"metadata": _encode_metadata(element), "properties": props}}
@@ -878,7 +923,7 @@ def _encode_element(element: Element, path: str) -> dict[str, Any]:
     _fail(path, f"element type {element.type!r} is neither 'node' nor 'relation'")
 
 
-def _encode_change(change: Change | None, control: Control | None, path: str) -> dict[str, Any]:
+def _encode_change(change: Change | None, control: Control | None, path: Path) -> dict[str, Any]:
     if change is not None and control is not None:
         _fail(path, "an event carries a change or a control, not both")
     if change is not None:
@@ -902,7 +947,7 @@ def _encode_change(change: Change | None, control: Control | None, path: str) ->
     _fail(path, "nothing to encode: no change")
 
 
-def _encode_control(control: Control, path: str) -> Any:
+def _encode_control(control: Control, path: Path) -> Any:
     if control.kind == "FuturesDue":
         return "FuturesDue"
     if control.kind == "Subscription":
@@ -964,7 +1009,7 @@ def encode_bootstrap_event(payload: BootstrapEventPayload) -> bytes:
     return _encode(doc, what)
 
 
-def _encode_diff(diff: Any, path: str) -> dict[str, Any]:
+def _encode_diff(diff: Any, path: Path) -> dict[str, Any]:
     kind = diff.type
     if kind not in _DIFF_FIELDS:
         _fail(_join(path, "type"), f"unknown ResultDiff type {kind!r}")

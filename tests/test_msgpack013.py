@@ -822,3 +822,46 @@ def test_garbage_raises_only_payload_format_error(data: bytes) -> None:
             assert str(exc)
         else:
             assert isinstance(decoded, kind)
+
+
+def test_positional_query_result_is_accepted() -> None:
+    # rmp_serde::to_vec writes structs as arrays in declaration order:
+    # query_id, sequence, timestamp, results, metadata, profiling
+    doc = msgpack.unpackb(EXAMPLE_D)
+    positional = [doc["query_id"], 3, doc["timestamp"], doc["results"], {}]
+    result = mp.decode_query_result(msgpack.packb(positional))
+    assert result == mp.decode_query_result(EXAMPLE_D)
+    assert mp.encode_query_result(result) == EXAMPLE_D
+
+
+def test_variant_indices_are_refused_with_the_field() -> None:
+    # the pre-1.0 rmp-serde form [index, [fields]] names no variant
+    with pytest.raises(mp.PayloadFieldError) as info:
+        mp.decode_source_event(_mutate_a([*_PROPS, "age"], {3: 36}))
+    assert info.value.field == "event.Change.Insert.element.Node.properties.values.age"
+    assert "named by a string" in str(info.value)
+    with pytest.raises(mp.PayloadFieldError) as info:
+        mp.decode_source_event(_mutate_a(["event"], [0, [{"Insert": {}}]]))
+    assert info.value.field == "event"
+
+
+def test_non_string_struct_keys_are_ignored_as_unknown() -> None:
+    doc = msgpack.unpackb(EXAMPLE_A)
+    doc[7] = "ignored"
+    assert mp.decode_source_event(msgpack.packb(doc)) == mp.decode_source_event(EXAMPLE_A)
+
+
+def test_error_paths_render_indices_and_keys() -> None:
+    doc = msgpack.unpackb(EXAMPLE_A)
+    doc["event"]["Change"]["Insert"]["element"]["Node"]["properties"]["values"]["tags"] = {
+        "List": [{"Integer": 1}, {"List": ["Null", {"Bool": 3}]}]
+    }
+    with pytest.raises(mp.PayloadFieldError) as info:
+        mp.decode_source_event(msgpack.packb(doc))
+    assert info.value.field == (
+        "event.Change.Insert.element.Node.properties.values.tags.List[1].List[1].Bool"
+    )
+    assert str(info.value) == (
+        "source event payload: event.Change.Insert.element.Node.properties.values.tags"
+        ".List[1].List[1].Bool: expected a bool, got integer"
+    )
