@@ -235,6 +235,12 @@ def test_python_decodes_the_c_source(plugin: Plugin) -> None:
     assert future is not None and future.kind == "Future"
     assert future.data["group_signature"] == 0xFEEDFACECAFEBEEF
     assert decoded[9].entity_id == "n0"
+    # the routing hints agree with the full decode and with the plugin's op hint
+    for (op, _, data, _), event in zip(events, decoded, strict=True):
+        assert data is not None
+        hints = mp.peek_source_event(data)
+        assert (hints.op, hints.label, hints.entity_id) == (event.op, event.label, event.entity_id)
+        assert int(hints.op) == op
     # the canonical encoder reproduces the C writer's bytes
     assert [mp.encode_source_event(e) for e in decoded] == [d for _, _, d, _ in events]
 

@@ -865,3 +865,64 @@ def test_error_paths_render_indices_and_keys() -> None:
         "source event payload: event.Change.Insert.element.Node.properties.values.tags"
         ".List[1].List[1].Bool: expected a bool, got integer"
     )
+
+
+# ---- routing hints ------------------------------------------------------------
+
+
+def _hints(payload: mp.SourceEventPayload | mp.BootstrapEventPayload) -> mp.EventHints:
+    return mp.EventHints(
+        payload.source_id,
+        payload.op,
+        payload.label,
+        payload.entity_id,
+        payload.timestamp_us,
+        payload.sequence,
+    )
+
+
+def test_peek_examples() -> None:
+    assert mp.peek_source_event(EXAMPLE_A) == mp.EventHints(
+        "s1", ChangeOp.INSERT, "Person", "42", 1_700_000_000_000_000, 7
+    )
+    assert mp.peek_source_event(EXAMPLE_B) == mp.EventHints(
+        "s1", ChangeOp.DELETE, "Person", "42", 1_700_000_000_001_000, None
+    )
+    assert mp.peek_bootstrap_event(EXAMPLE_C) == mp.EventHints(
+        "s1", ChangeOp.INSERT, "KNOWS", "r1", 1_700_000_000_000_000, 1
+    )
+
+
+@_SETTINGS
+@given(_source_events())
+def test_peek_agrees_with_decode(event: mp.SourceEventPayload) -> None:
+    raw = mp.encode_source_event(event)
+    assert mp.peek_source_event(raw) == _hints(mp.decode_source_event(raw)) == _hints(event)
+
+
+@_SETTINGS
+@given(_bootstrap_events())
+def test_peek_bootstrap_agrees_with_decode(event: mp.BootstrapEventPayload) -> None:
+    raw = mp.encode_bootstrap_event(event)
+    assert mp.peek_bootstrap_event(raw) == _hints(event)
+
+
+def test_peek_falls_back_for_other_forms_and_errors() -> None:
+    positional = msgpack.packb(
+        ["s1", {"Change": {"Delete": [[["s1", "9"], ["L"], 5]]}}, 3, None, None]
+    )
+    assert mp.peek_source_event(positional) == mp.EventHints(
+        "s1", ChangeOp.DELETE, "L", "9", 3, None
+    )
+    for doc in (b"", b"\xc1", EXAMPLE_A[:-1], _mutate_a(["event"], {"Change": {}, "Control": 1})):
+        with pytest.raises(PayloadFormatError):
+            mp.peek_source_event(doc)
+    with pytest.raises(PayloadFormatError):
+        mp.peek_source_event(_mutate_a(["timestamp_us"], 2**63))
+    for _, doc, _ in BAD_DOCUMENTS:
+        # the routing fields may be sound while the properties are not
+        try:
+            hints = mp.peek_source_event(doc)
+        except PayloadFormatError:
+            continue
+        assert hints.source_id == "s1"
