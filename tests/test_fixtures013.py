@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -37,7 +38,8 @@ MAX = mp.MAX_FFI_PAYLOAD_BYTES
 
 @pytest.fixture(scope="module")
 def built013(tmp_path_factory: pytest.TempPathFactory, fixture_builder: Any) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("plugins013")
+    shared = os.environ.get("DRASI_FIXTURE_BUILD_DIR")
+    out = Path(shared) / "v013" if shared else tmp_path_factory.mktemp("plugins013")
     built: dict[str, Path] = fixture_builder.build_fixtures_013(out)
     return built
 
