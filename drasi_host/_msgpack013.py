@@ -382,7 +382,8 @@ def _body(body: Any, path: Path, name: str) -> Any:
 
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"([Zz]|[+-]\d{2}:\d{2})?"
+    r"([Zz]|[+-]\d{2}:\d{2})?",
+    re.ASCII,
 )
 
 
@@ -1068,34 +1069,41 @@ def _encode_properties(props: Mapping[str, Any], path: Path, depth: int = 0) -> 
     return {"values": values}
 
 
-def _encode_reference(ref: ElementReference) -> dict[str, Any]:
-    return {"source_id": ref.source_id, "element_id": ref.element_id}
-
-
-def _encode_metadata(element: Element) -> dict[str, Any]:
+def _encode_reference(ref: ElementReference, path: Path) -> dict[str, Any]:
     return {
-        "reference": _encode_reference(element.reference),
-        "labels": list(element.labels),
-        "effective_from": _u64(element.effective_from, "effective_from"),
+        "source_id": _str(ref.source_id, _join(path, "source_id")),
+        "element_id": _str(ref.element_id, _join(path, "element_id")),
+    }
+
+
+def _encode_metadata(element: Element, path: Path) -> dict[str, Any]:
+    labels_path = _join(path, "labels")
+    return {
+        "reference": _encode_reference(element.reference, _join(path, "reference")),
+        "labels": [_str(v, _join(labels_path, i)) for i, v in enumerate(element.labels)],
+        "effective_from": _u64(element.effective_from, _join(path, "effective_from")),
     }
 
 
 def _encode_element(element: Element, path: Path) -> dict[str, Any]:
-    props = _encode_properties(element.properties, _join(path, "properties"))
-    if element.type == "node":
-        return {"Node": {"metadata": _encode_metadata(element), "properties": props}}
-    if element.type == "relation":
+    if element.type not in ("node", "relation"):
+        _fail(path, f"element type {element.type!r} is neither 'node' nor 'relation'")
+    name = "Node" if element.type == "node" else "Relation"
+    inner = _join(path, name)
+    body: dict[str, Any] = {"metadata": _encode_metadata(element, _join(inner, "metadata"))}
+    if name == "Relation":
         if element.in_node is None or element.out_node is None:
-            _fail(path, "a relation needs in_node and out_node")
-        return {
-            "Relation": {
-                "metadata": _encode_metadata(element),
-                "in_node": _encode_reference(element.in_node),
-                "out_node": _encode_reference(element.out_node),
-                "properties": props,
-            }
-        }
-    _fail(path, f"element type {element.type!r} is neither 'node' nor 'relation'")
+            _fail(inner, "a relation needs in_node and out_node")
+        body["in_node"] = _encode_reference(element.in_node, _join(inner, "in_node"))
+        body["out_node"] = _encode_reference(element.out_node, _join(inner, "out_node"))
+    body["properties"] = _encode_properties(element.properties, _join(inner, "properties"))
+    return {name: body}
+
+
+def _need(data: Mapping[str, Any], key: str, path: Path) -> Any:
+    if key not in data:
+        _fail(path, f"missing {key!r}")
+    return data[key]
 
 
 def _encode_change(change: Change | None, control: Control | None, path: Path) -> dict[str, Any]:
@@ -1104,39 +1112,41 @@ def _encode_change(change: Change | None, control: Control | None, path: Path) -
     if change is not None:
         op = ChangeOp(change.op)
         if op == ChangeOp.DELETE:
-            return {"Delete": {"metadata": _encode_metadata(change.element)}}
+            meta_path = _join(_join(path, "Delete"), "metadata")
+            return {"Delete": {"metadata": _encode_metadata(change.element, meta_path)}}
         name = "Insert" if op == ChangeOp.INSERT else "Update"
-        return {name: {"element": _encode_element(change.element, _join(path, "element"))}}
+        element = _encode_element(change.element, _join(_join(path, name), "element"))
+        return {name: {"element": element}}
     if control is not None and control.kind == "Future":
-        data = control.data
-        return {
-            "Future": {
-                "future_ref": {
-                    "element_ref": _encode_reference(data["element_ref"]),
-                    "original_time": _u64(data["original_time"], "original_time"),
-                    "due_time": _u64(data["due_time"], "due_time"),
-                    "group_signature": _u64(data["group_signature"], "group_signature"),
-                }
-            }
+        data, ref_path = control.data, _join(_join(path, "Future"), "future_ref")
+        ref = _need(data, "element_ref", ref_path)
+        if not isinstance(ref, ElementReference):
+            _fail(_join(ref_path, "element_ref"), "expected an ElementReference")
+        future: dict[str, Any] = {
+            "element_ref": _encode_reference(ref, _join(ref_path, "element_ref"))
         }
+        for key in ("original_time", "due_time", "group_signature"):
+            future[key] = _u64(_need(data, key, ref_path), _join(ref_path, key))
+        return {"Future": {"future_ref": future}}
     _fail(path, "nothing to encode: no change")
 
 
 def _encode_control(control: Control, path: Path) -> Any:
     if control.kind == "FuturesDue":
         return "FuturesDue"
-    if control.kind == "Subscription":
-        data = control.data
-        return {
-            "Subscription": {
-                "query_id": data["query_id"],
-                "query_node_id": data["query_node_id"],
-                "node_labels": list(data["node_labels"]),
-                "rel_labels": list(data["rel_labels"]),
-                "operation": data["operation"],
-            }
-        }
-    _fail(path, f"control kind {control.kind!r} is not a SourceControl")
+    if control.kind != "Subscription":
+        _fail(path, f"control kind {control.kind!r} is not a SourceControl")
+    data, inner = control.data, _join(path, "Subscription")
+    out: dict[str, Any] = {}
+    for key in _SUBSCRIPTION_FIELDS:
+        value, key_path = _need(data, key, inner), _join(inner, key)
+        if key in ("node_labels", "rel_labels"):
+            out[key] = [_str(v, _join(key_path, i)) for i, v in enumerate(value)]
+        elif key == "operation" and value not in _OPS:
+            _fail(key_path, f"operation {value!r} is not Insert, Update or Delete")
+        else:
+            out[key] = _str(value, key_path)
+    return {"Subscription": out}
 
 
 def _encode(doc: Any, what: str) -> bytes:
@@ -1158,7 +1168,7 @@ def encode_source_event(payload: SourceEventPayload) -> bytes:
             event = {"Change": _encode_change(payload.change, payload.control, "event.Change")}
         position = payload.source_position
         doc = {
-            "source_id": payload.source_id,
+            "source_id": _str(payload.source_id, "source_id"),
             "event": event,
             "timestamp_us": _i64(payload.timestamp_us, "timestamp_us"),
             "sequence": None if payload.sequence is None else _u64(payload.sequence, "sequence"),
@@ -1174,7 +1184,7 @@ def encode_bootstrap_event(payload: BootstrapEventPayload) -> bytes:
     what = "bootstrap event payload"
     try:
         doc = {
-            "source_id": payload.source_id,
+            "source_id": _str(payload.source_id, "source_id"),
             "change": _encode_change(payload.change, payload.control, "change"),
             "timestamp_us": _i64(payload.timestamp_us, "timestamp_us"),
             "sequence": _u64(payload.sequence, "sequence"),

@@ -413,6 +413,11 @@ BAD_DOCUMENTS: list[tuple[str, bytes, str]] = [
         _mutate_a([*_PROPS, "age"], {"LocalDateTime": "2024-02-30T00:00:00"}),
         "LocalDateTime",
     ),
+    (
+        "non-ASCII digits",
+        _mutate_a([*_PROPS, "age"], {"LocalDateTime": "\uff12024-06-15T13:45:30"}),
+        "LocalDateTime",
+    ),
     ("Null with a value", _mutate_a([*_PROPS, "age"], {"Null": 1}), "age.Null"),
     ("document is an array of 2", msgpack.packb(["s1", {}]), "document"),
     ("document is a string", msgpack.packb("hello"), "document"),
@@ -926,3 +931,67 @@ def test_peek_falls_back_for_other_forms_and_errors() -> None:
         except PayloadFormatError:
             continue
         assert hints.source_id == "s1"
+
+
+def test_encoder_names_the_field_of_bad_structures() -> None:
+    good = mp.decode_source_event(EXAMPLE_A)
+    assert good.change is not None
+    element = good.change.element
+    cases: list[tuple[mp.SourceEventPayload, str]] = [
+        (
+            mp.SourceEventPayload(
+                "s1",
+                0,
+                mp.Change(ChangeOp.INSERT, mp.Element("node", element.reference, ("ok", 3), 0, {})),
+                None,
+            ),
+            "event.Change.Insert.element.Node.metadata.labels[1]",
+        ),
+        (
+            mp.SourceEventPayload(
+                "s1",
+                0,
+                mp.Change(ChangeOp.INSERT, mp.Element("relation", element.reference, (), 0, {})),
+                None,
+            ),
+            "event.Change.Insert.element.Relation",
+        ),
+        (
+            mp.SourceEventPayload(
+                "s1",
+                0,
+                mp.Change(
+                    ChangeOp.DELETE, mp.Element(None, mp.ElementReference("s1", 5), (), 0, {})
+                ),
+                None,
+            ),
+            "event.Change.Delete.metadata.reference.element_id",
+        ),
+        (
+            mp.SourceEventPayload("s1", 0, None, mp.Control("Future", {"due_time": 1})),
+            "event.Change.Future.future_ref",
+        ),
+        (
+            mp.SourceEventPayload(
+                "s1",
+                0,
+                None,
+                mp.Control(
+                    "Subscription",
+                    {
+                        "query_id": "q",
+                        "query_node_id": "n",
+                        "node_labels": (),
+                        "rel_labels": (),
+                        "operation": "Upsert",
+                    },
+                ),
+            ),
+            "event.Control.Subscription.operation",
+        ),
+        (mp.SourceEventPayload(7, 0, good.change, None), "source_id"),
+    ]
+    for payload, field in cases:
+        with pytest.raises(mp.PayloadFieldError) as info:
+            mp.encode_source_event(payload)
+        assert info.value.field == field, str(info.value)
