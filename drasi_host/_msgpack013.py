@@ -486,8 +486,18 @@ def _element_value(value: Any, path: Path, depth: int) -> Any:
         elif name == "Float":
             if kind is float:
                 return body
-        elif name == "Bool" and kind is bool:
-            return body
+        elif name == "Bool":
+            if kind is bool:
+                return body
+        elif name == "List":
+            if kind is list and depth < MAX_DEPTH:
+                inner = (path, "List")
+                return [_element_value(v, (inner, i), depth + 1) for i, v in enumerate(body)]
+        elif name == "Object":
+            if depth < MAX_DEPTH:
+                return _property_map(body, (path, "Object"), depth + 1)
+        elif name == "LocalDateTime" or name == "ZonedDateTime":
+            return _parse_datetime(body, (path, name), zoned=name == "ZonedDateTime")
     elif value == "Null" and type(value) is str:
         return None
     return _element_value_slow(value, path, depth)
