@@ -995,3 +995,22 @@ def test_encoder_names_the_field_of_bad_structures() -> None:
         with pytest.raises(mp.PayloadFieldError) as info:
             mp.encode_source_event(payload)
         assert info.value.field == field, str(info.value)
+
+
+@_SETTINGS
+@given(_values())
+def test_value_fast_path_matches_the_general_path(value: Any) -> None:
+    # the fast path of _element_value must decode exactly as the general one
+    wire = msgpack.unpackb(msgpack.packb(_spec_value(value)))
+    fast = mp._element_value(wire, "v", 0)
+    slow = mp._element_value_slow(wire, "v", 0)
+    assert _same(fast, slow)
+    assert _same(fast, _plain_sorted(value))
+
+
+def _plain_sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_plain_sorted(v) for v in value]
+    return value
