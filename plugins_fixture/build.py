@@ -272,6 +272,104 @@ def build_fixtures(
         return {n: f.result() for n, f in futures.items()}
 
 
+# ---- FFI 0.13 fixtures: cdefs/drasi_plugin_0_13.h, sources in v013/ -------------
+
+V013 = HERE / "v013"
+ABI_HEADER_013 = CDEFS / "drasi_plugin_0_13.h"
+_V013_CORE = ("core013.c", "mpack.c", "payloads013.c")
+_V013_KINDS = ("source013.c", "reaction013.c", "bootstrap013.c", "services013.c")
+_V013_WITH_ALL = tuple(
+    f"FX13_WITH_{k}=1" for k in ("SOURCE", "REACTION", "BOOTSTRAP", "IDENTITY", "SECRETS")
+)
+
+FIXTURES_013: dict[str, Fixture] = {
+    "v013_source": Fixture(
+        (*_V013_CORE, "source013.c", "bootstrap013.c"),
+        ("FX13_WITH_SOURCE=1",),
+        "0.13 source factory 'fixture013': MessagePack change streams and push bootstraps",
+    ),
+    "v013_reaction": Fixture(
+        (*_V013_CORE, "reaction013.c"),
+        ("FX13_WITH_REACTION=1",),
+        "0.13 reaction factory 'fixture013-reaction': checks and counts query results",
+    ),
+    "v013_bootstrap": Fixture(
+        (*_V013_CORE, "bootstrap013.c"),
+        ("FX13_WITH_BOOTSTRAP=1",),
+        "0.13 bootstrap factory 'fixture013-bootstrap': push-based streams with results",
+    ),
+    "v013_services": Fixture(
+        (*_V013_CORE, "services013.c"),
+        ("FX13_WITH_IDENTITY=1", "FX13_WITH_SECRETS=1"),
+        "0.13 identity-provider and secret-store factories 'fixture013-identity/-secrets'",
+    ),
+    "v013_all": Fixture(
+        (*_V013_CORE, *_V013_KINDS),
+        _V013_WITH_ALL,
+        "every 0.13 fixture kind in one library",
+    ),
+    "v013_hostile": Fixture(
+        (*_V013_CORE, *_V013_KINDS),
+        (*_V013_WITH_ALL, 'FX13_PREFIX="hostile013"'),
+        "every 0.13 kind named 'hostile013*', for the hostile config modes",
+    ),
+    "v013_badsdk": Fixture(
+        (*_V013_CORE, "source013.c", "bootstrap013.c"),
+        ("FX13_WITH_SOURCE=1", 'FX13_SDK_VERSION="0.12.0"'),
+        "0.13 layout but metadata sdk_version 0.12.0",
+    ),
+    "selftest013": Fixture(
+        ("selftest013.c", "mpack.c"),
+        (),
+        "executable: drives every 0.13 fixture through its vtables (run it under valgrind)",
+        executable=True,
+        link=("-ldl",),
+    ),
+}
+
+
+def _build_013(name: str, out_dir: Path, compiler: list[str]) -> Path:
+    fixture = FIXTURES_013[name]
+    suffix = "" if fixture.executable else library_suffix()
+    output = out_dir / (name if fixture.executable else f"libdrasi_{name}{suffix}")
+
+    def command(target: Path) -> list[str]:
+        cmd = [*compiler, *BASE_FLAGS, *([] if fixture.executable else ["-shared"])]
+        cmd += [f"-I{CDEFS}", f"-I{V013}", *(f"-D{d}" for d in fixture.defines)]
+        return [*cmd, "-o", str(target), *(str(V013 / s) for s in fixture.sources), *fixture.link]
+
+    stamp = out_dir / (output.name + ".cmd")
+    text = shlex.join(command(output))
+    inputs = [ABI_HEADER_013, *sorted(V013.glob("*.h")), *(V013 / s for s in fixture.sources)]
+    if _up_to_date(output, stamp, text, inputs):
+        return output
+    tmp = out_dir / f".{output.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    proc = subprocess.run(command(tmp), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise FixtureBuildError(f"building 0.13 fixture {name!r} failed\n{text}\n{proc.stderr}")
+    os.replace(tmp, output)
+    stamp.write_text(text, encoding="utf-8")
+    return output
+
+
+def build_fixtures_013(
+    out_dir: Path, *, cc: str | None = None, only: Iterable[str] | None = None
+) -> dict[str, Path]:
+    """Build the FFI 0.13 fixtures of :data:`FIXTURES_013` (all, or ``only``)
+    into ``out_dir``, like :func:`build_fixtures`; returns name -> built file."""
+    names = list(FIXTURES_013) if only is None else list(dict.fromkeys(only))
+    unknown = [n for n in names if n not in FIXTURES_013]
+    if unknown:
+        raise KeyError(f"unknown 0.13 fixture(s) {unknown}; known: {sorted(FIXTURES_013)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    compiler = _compiler(cc)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        futures = {n: pool.submit(_build_013, n, out, compiler) for n in names}
+        return {n: f.result() for n, f in futures.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the C fixture plugins.")
     parser.add_argument("out_dir", type=Path, help="directory for the built libraries")

@@ -1,0 +1,81 @@
+"""cffi out-of-line, API-mode builder for ``drasi_host._ffi013``.
+
+The second declaration set of the host: the Drasi FFI 0.13 generation, read
+from ``cdefs/drasi_plugin_0_13.h`` (its one written form) with the blocks
+between ``cffi-strip-begin`` / ``cffi-strip-end`` and every preprocessor line
+removed, plus the few C helpers of ``host013.h`` / ``host013.c`` that must run
+without the interpreter lock (the drop function of host-made payloads, the
+release of plugin-made envelopes).  The 0.13 struct names collide with the
+0.4 ones of ``drasi_host._ffi`` at different layouts, hence a module of its
+own.
+
+Build it standalone into a directory of your choice::
+
+    python ffi_build/build_ffi013.py OUT_DIR
+
+which leaves ``OUT_DIR/drasi_host/_ffi013.<abi>.so``.  To build it with the
+package, add ``"ffi_build/build_ffi013.py:ffibuilder"`` to ``cffi_modules`` in
+``setup.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HEADER = ROOT / "cdefs" / "drasi_plugin_0_13.h"
+MODULE = "drasi_host._ffi013"
+
+_STRIP_BLOCK = re.compile(r"/\* cffi-strip-begin \*/.*?/\* cffi-strip-end \*/", re.S)
+
+
+def header_cdef(text: str) -> str:
+    """The header as cffi reads it: stripped blocks and preprocessor lines removed."""
+    text = _STRIP_BLOCK.sub("", text)
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+def header_text() -> str:
+    """The 0.13 header, as written."""
+    return HEADER.read_text(encoding="utf-8")
+
+
+def _read(name: str) -> str:
+    return (HERE / name).read_text(encoding="utf-8")
+
+
+def make_builder() -> FFI:
+    """The FFI builder of ``drasi_host._ffi013`` (not yet compiled)."""
+    host_h = _read("host013.h")
+    builder = FFI()
+    builder.cdef(header_cdef(header_text()))
+    builder.cdef(host_h + "\nvoid *malloc(size_t);\nvoid free(void *);\n")
+    builder.set_source(
+        MODULE,
+        "#define DRASI_HOST_BUILD 1\n"
+        '#include "drasi_plugin_0_13.h"\n'
+        "#include <stdlib.h>\n"
+        "#include <string.h>\n" + host_h + "\n" + _read("host013.c"),
+        include_dirs=[str(HEADER.parent)],
+        extra_compile_args=["-std=c11", "-O2", "-Wall", "-Werror=incompatible-pointer-types"],
+    )
+    return builder
+
+
+ffibuilder = make_builder()
+
+
+def build(out_dir: Path | str, *, verbose: bool = False) -> Path:
+    """Compile the module into ``out_dir``; returns the path of the extension."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return Path(make_builder().compile(tmpdir=str(out), verbose=verbose))
+
+
+if __name__ == "__main__":
+    print(build(sys.argv[1] if len(sys.argv) > 1 else ".", verbose=True))
