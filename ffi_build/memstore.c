@@ -330,6 +330,17 @@ static FfiGetResult ms_found(const ms_entry *e, bool *oom) {
     return r;
 }
 
+FfiGetResult dh_get_found_copy(const char *data, size_t n) {
+    FfiGetResult r = {MS_DANGLING_BYTES, 0, 0, true, 0, NULL};
+    if (!n) return r;
+    uint8_t *copy = malloc(n);
+    if (!copy) return ms_get_error(ms_message("state store get: out of memory"));
+    memcpy(copy, data, n);
+    r.data = copy;
+    r.len = r.cap = n;
+    return r;
+}
+
 FfiGetResult dh_mem_get(DhMemStore *s, const char *sid, size_t sl, const char *key, size_t kl) {
     char *err = NULL;
     if (ms_check_str(sid, sl, "state store id", &err) ||

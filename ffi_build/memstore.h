@@ -45,4 +45,9 @@ FfiStringArray dh_mem_list_keys(DhMemStore *s, const char *sid, size_t sid_len, 
 int dh_mem_store_exists(DhMemStore *s, const char *sid, size_t sid_len, char **err);
 int64_t dh_mem_key_count(DhMemStore *s, const char *sid, size_t sid_len, char **err);
 
+/* A found FfiGetResult holding a malloc'd copy of data (dangling pointer,
+ * cap 0, when n == 0), or the error "out of memory": the Python bridge's
+ * answer to a get, built in one call. */
+FfiGetResult dh_get_found_copy(const char *data, size_t n);
+
 #endif

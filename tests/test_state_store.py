@@ -10,7 +10,10 @@ through the same cases; SQLite also for durability and concurrency.
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -813,3 +816,60 @@ async def test_services_plugin_benchmark_mode(services_lib: Path, tmp_path: Path
             assert report["errors"] == []
             assert store.key_count("svc-ops") == 1000 + 1  # bench:0..999 and the report
             assert store.get("svc-ops", "bench:999") == b"2999"
+
+
+def test_sqlite_exclusive_locks_the_file_and_shared_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "lock.db"
+    with SqliteStateStore(path) as store:
+        store.set("s", "k", b"v")
+        other = sqlite3.connect(path, timeout=0.1)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("SELECT count(*) FROM drasi_state").fetchone()
+        other.close()
+    with SqliteStateStore(path, exclusive=False) as store:
+        store.set("s", "k2", b"w")
+        other = sqlite3.connect(path, timeout=5)
+        assert other.execute("SELECT count(*) FROM drasi_state").fetchone()[0] == 2
+        other.close()
+
+
+def test_sqlite_writes_survive_a_process_crash_and_sync_reaches_the_file(
+    tmp_path: Path,
+) -> None:
+    """Each write commits on its own (it survives the process dying without
+    closing anything); after ``sync()`` the main database file alone holds
+    everything (the WAL is checkpointed into it)."""
+    path = tmp_path / "crash.db"
+    script = (
+        "import os, sys\n"
+        "from drasi_host import SqliteStateStore\n"
+        "store = SqliteStateStore(sys.argv[1])\n"
+        "store.set('s', 'synced', b'1')\n"
+        "store.set_many('s', [('a', b'x'), ('b', b'')])\n"
+        "store.sync()\n"
+        "store.set('s', 'unsynced', b'2')\n"
+        "os._exit(0)  # no close, no checkpoint, no atexit\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(path, copy)  # the main file only, without the WAL
+    with SqliteStateStore(copy) as synced_only:
+        assert synced_only.get_many("s", ["synced", "a", "b"]) == {
+            "synced": b"1",
+            "a": b"x",
+            "b": b"",
+        }
+    with SqliteStateStore(path) as recovered:
+        assert recovered.list_keys("s") == ["a", "b", "synced", "unsynced"]
+        assert recovered.get("s", "unsynced") == b"2"
+
+
+def test_sqlite_get_many_pads_to_few_statement_texts(tmp_path: Path) -> None:
+    from drasi_host.bridges.state_store import _in_marks
+
+    assert [_in_marks(n) for n in (1, 2, 3, 5, 8, 9, 500, 512)] == [1, 2, 4, 8, 8, 16, 512, 512]
+    with SqliteStateStore(tmp_path / "pad.db") as store:
+        store.set_many("s", [(f"k{i}", bytes([i % 256])) for i in range(600)])
+        for n in (1, 3, 7, 600):
+            wanted = [f"k{i}" for i in range(n)] + ["missing"]
+            assert store.get_many("s", wanted) == {f"k{i}": bytes([i % 256]) for i in range(n)}

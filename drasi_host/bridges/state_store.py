@@ -314,8 +314,26 @@ CREATE TABLE IF NOT EXISTS drasi_state (
     PRIMARY KEY (store_id, key)
 ) WITHOUT ROWID
 """
+#: Pages written to the WAL between automatic checkpoints (SQLite's default
+#: is 1000; each checkpoint flushes the disk, so fewer of them cost less).
+WAL_CHECKPOINT_PAGES = 4000
 #: Keys per ``IN (...)`` query (below SQLite's oldest host-parameter limit, 999).
-_CHUNK = 500
+_CHUNK = 512
+#: Create or replace a key.  An upsert updates the row in place; ``INSERT OR
+#: REPLACE`` deletes and re-inserts it, which writes about three times as much
+#: (measured: 13 vs 4 us per single-key transaction).
+_UPSERT = (
+    "INSERT INTO drasi_state (store_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (store_id, key) DO UPDATE SET value = excluded.value"
+)
+
+
+def _in_marks(n: int) -> int:
+    """How many ``?`` to put in an ``IN (...)`` list for ``n`` keys: the next
+    power of two (the list is padded by repeating a key), so that a handful of
+    statement texts stay in the connection's statement cache instead of one
+    per batch size evicting the single-key statements."""
+    return 1 << (n - 1).bit_length()
 
 
 class SqliteStateStore:
@@ -333,17 +351,35 @@ class SqliteStateStore:
     survives a power loss; ``"FULL"`` makes every commit durable at once, at
     the cost of one disk flush per write.  ``list_keys`` returns the keys
     sorted.  Call :meth:`close` (or use ``with``) when done.
+
+    With ``exclusive=True`` (the default) the file is locked for this store
+    while it is open: SQLite then keeps the WAL index in process memory
+    instead of a shared-memory file and takes no file locks per transaction,
+    which roughly halves the cost of a single-key write; no other connection
+    or process can open the file meanwhile.  ``exclusive=False`` shares it.
+    The WAL is checkpointed automatically every :data:`WAL_CHECKPOINT_PAGES`
+    pages (each automatic checkpoint flushes to disk; :meth:`sync` always
+    checkpoints and flushes everything at once).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        exclusive: bool = True,
+    ) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
+            if exclusive:  # before the first WAL access, so no shared memory is used
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute(_SCHEMA)
         except BaseException:
@@ -406,10 +442,7 @@ class SqliteStateStore:
 
     def set(self, store_id: str, key: str, value: bytes) -> None:
         with self._lock:
-            self._db().execute(
-                "INSERT OR REPLACE INTO drasi_state (store_id, key, value) VALUES (?, ?, ?)",
-                (store_id, key, bytes(value)),
-            )
+            self._db().execute(_UPSERT, (store_id, key, bytes(value)))
 
     def delete(self, store_id: str, key: str) -> bool:
         with self._lock:
@@ -436,6 +469,8 @@ class SqliteStateStore:
             db = self._db()
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
+                padding = _in_marks(len(chunk)) - len(chunk)
+                chunk += chunk[-1:] * padding
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
                     f"SELECT key, value FROM drasi_state WHERE store_id = ? AND key IN ({marks})",
@@ -447,9 +482,7 @@ class SqliteStateStore:
     def set_many(self, store_id: str, items: Sequence[tuple[str, bytes]]) -> None:
         rows = [(store_id, key, bytes(value)) for key, value in items]
         if rows:
-            self._write_many(
-                "INSERT OR REPLACE INTO drasi_state (store_id, key, value) VALUES (?, ?, ?)", rows
-            )
+            self._write_many(_UPSERT, rows)
 
     def delete_many(self, store_id: str, keys: Sequence[str]) -> int:
         rows = [(store_id, key) for key in keys]
@@ -684,8 +717,13 @@ class StateStoreVtableBuilder:
 _ctx_key = _abi.ctx_key
 _read_str = _abi.read_str
 _lookup = handles.get
+_cast = ffi.cast
+_UINTPTR = ffi.typeof("uintptr_t")
+_found_copy = _lib.dh_get_found_copy
 #: The success result; returning it hands C a copy (never mutated here).
 _OK = _abi.ok_result()
+#: "Not found" (no allocation inside, so handing C copies of it is safe).
+_NOT_FOUND = _abi.get_not_found()
 
 
 def _bridge(state: CData) -> _Bridge:
@@ -753,21 +791,28 @@ def _drop_error(exc: BaseException) -> None:
 @ffi.def_extern(name="dh_py_ss_get")  # type: ignore[untyped-decorator]
 @c_callback(_get_error)
 def _ss_get(state: CData, store_id: CData, key: CData) -> CData:
-    # the hot path: helpers inlined
-    value = _bridge(state).get(
-        _read_str(store_id, "state store id"), _read_str(key, "state store key")
-    )
+    # the hot path: helpers inlined, the answer built by one C call
+    bridge = _lookup(int(_cast(_UINTPTR, state)))
+    if type(bridge) is not _Bridge:
+        raise BridgeError(_CLOSED)
+    if bridge.drop_calls:
+        _note_call_after_drop(bridge)
+    value = bridge.get(_read_str(store_id, "state store id"), _read_str(key, "state store key"))
     if value is None:
-        return _abi.get_not_found()
+        return _NOT_FOUND
     if type(value) is not bytes:
         value = _as_bytes(value, "get")
-    return _abi.get_found(value)
+    return _found_copy(value, len(value))
 
 
 @ffi.def_extern(name="dh_py_ss_set")  # type: ignore[untyped-decorator]
 @c_callback(_result_error)
 def _ss_set(state: CData, store_id: CData, key: CData, value: CData, value_len: int) -> CData:
-    bridge = _bridge(state)
+    bridge = _lookup(int(_cast(_UINTPTR, state)))
+    if type(bridge) is not _Bridge:
+        raise BridgeError(_CLOSED)
+    if bridge.drop_calls:
+        _note_call_after_drop(bridge)
     data = _abi.read_bytes(value, value_len, "state store value", bridge.max_value_len)
     bridge.set(_read_str(store_id, "state store id"), _read_str(key, "state store key"), data)
     return _OK
