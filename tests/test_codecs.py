@@ -14,11 +14,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from bridges_helpers import Caller
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import json_objects, query_results, source_changes
 
-from drasi_host import payloads
+from drasi_host import MemoryStateStore, StateStoreVtableBuilder, payloads
+from drasi_host._abi import ffi, lib
 from drasi_host.errors import PayloadFormatError, PluginProtocolError
 from drasi_host.models import (
     ChangeOp,
@@ -319,3 +321,52 @@ def test_decoded_values_equal_built_values() -> None:
     assert decoded == _node({"x": 1.5})
     assert hash(decoded) == hash(_node({"x": 1.5}))
     assert type(decoded.element.reference) is ElementReference
+
+
+# ------------------------------------------------- through the C boundary
+
+
+def _through_payload(data: bytes) -> bytes:
+    """``data`` as a host-built ``DrasiPayload`` (C heap copy), read back and
+    released the way a plugin releases it."""
+    payload = lib.dh_payload_new(ffi.from_buffer("uint8_t[]", data), len(data))
+    assert payload != ffi.NULL
+    try:
+        return bytes(ffi.buffer(payload.data, payload.len))
+    finally:
+        payload.drop_fn(payload)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+@given(change=source_changes(), result=query_results(), big=_big_ints)
+def test_documents_round_trip_through_the_c_vtables(
+    codec: PayloadCodec, change: SourceChange, result: QueryResult, big: int
+) -> None:
+    """Encoded documents cross the C boundary as a plugin sees them (a
+    ``DrasiPayload``, and a value of the native state store's vtable) and
+    decode to what was encoded."""
+    if isinstance(codec, JsonCodec):  # JSON carries integers of any size
+        change = SourceChange(
+            change.op,
+            Element(
+                change.element.type,
+                change.element.reference,
+                change.element.labels,
+                change.element.effective_from,
+                {**change.element.properties, "big": big, "текст": "ü😀"},
+                change.element.in_node,
+                change.element.out_node,
+            ),
+        )
+    store = MemoryStateStore()
+    with StateStoreVtableBuilder.build(store) as handle:
+        c = Caller(handle.vtable)
+        for data, decode, value in (
+            (codec.encode_change(change), codec.decode_change, change),
+            (codec.encode_query_result(result), codec.decode_query_result, result),
+        ):
+            assert decode(_through_payload(data)) == value
+            assert c.set("docs", "d", data) == (0, None)
+            kind, stored = c.get("docs", "d")
+            assert kind == "found" and isinstance(stored, bytes)
+            assert decode(stored) == value

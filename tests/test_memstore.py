@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from drasi_host import MemoryStateStore, StateStoreVtableBuilder
+from drasi_host._abi import ffi
 from drasi_host.bridges.state_store import NOT_FOUND, StateStoreHandle
 
 OK = (0, None)
@@ -269,8 +270,6 @@ def test_native_accepts_what_strict_utf8_accepts(good: str) -> None:
 
 
 def test_get_many_null_keys_and_set_many_null_arrays_are_errors() -> None:
-    from drasi_host._abi import ffi
-
     with StateStoreVtableBuilder.build(MemoryStateStore()) as handle:
         c = Caller(handle.vtable)
         sid = ffi.new("FfiStr *", {"ptr": ffi.NULL, "len": 0})[0]

@@ -36,6 +36,7 @@ from drasi_host.bridges.state_store import (
     SqliteStateStore,
     StateStoreHandle,
     StateStoreVtableBuilder,
+    _in_marks,
 )
 from drasi_host.models import Credentials
 
@@ -865,8 +866,6 @@ def test_sqlite_writes_survive_a_process_crash_and_sync_reaches_the_file(
 
 
 def test_sqlite_get_many_pads_to_few_statement_texts(tmp_path: Path) -> None:
-    from drasi_host.bridges.state_store import _in_marks
-
     assert [_in_marks(n) for n in (1, 2, 3, 5, 8, 9, 500, 512)] == [1, 2, 4, 8, 8, 16, 512, 512]
     with SqliteStateStore(tmp_path / "pad.db") as store:
         store.set_many("s", [(f"k{i}", bytes([i % 256])) for i in range(600)])
