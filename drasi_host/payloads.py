@@ -598,46 +598,52 @@ def _diff_out(diff: ResultDiff) -> Any:
 
 
 class PayloadCodec(abc.ABC):
-    """One payload format.  Subclasses set ``media_type``, the msgspec
-    ``_encode`` function and the typed decoders, and implement
-    :meth:`load_document`."""
+    """One payload format.  Subclasses set ``media_type`` and implement
+    :meth:`load_document` and :meth:`dump_document`; the built-in codecs also
+    set ``_encode`` (an msgspec encoder's ``encode``, which writes the model
+    classes directly) and the typed decoders ``_change_decoder`` /
+    ``_result_decoder``.  A codec without them decodes through
+    :meth:`load_document` and encodes the documents of
+    :func:`change_to_document` / :func:`query_result_to_document`."""
 
     media_type: str
     #: Whether decoded documents may hold non-JSON values (checked then).
     _check_values: bool = False
-    _encode: Any
-    _change_decoder: Any
-    _result_decoder: Any
+    _encode: Any = None
+    _change_decoder: Any = None
+    _result_decoder: Any = None
 
     @abc.abstractmethod
     def load_document(self, data: bytes) -> Any:
         """Parse ``data`` into a document; :class:`PluginProtocolError` when
         it is too large or not valid in this format."""
 
+    @abc.abstractmethod
     def dump_document(self, document: Any) -> bytes:
         """Serialise ``document``; raises ``TypeError``/``ValueError``/
         ``OverflowError`` for values the format cannot hold."""
-        _require_encodable(document, "the document")
-        data: bytes = self._encode(document)
-        return data
 
     def decode_change(self, data: bytes) -> SourceChange:
         """A change payload as a :class:`SourceChange`;
         :class:`PluginProtocolError` naming the field when it is malformed."""
         if len(data) > MAX_PAYLOAD_SIZE:
             raise _too_large(len(data))
-        try:
-            change = _change_from_wire(self._change_decoder.decode(data), self._check_values)
-        except (msgspec.DecodeError, RecursionError):
-            change = None
-        if change is None:
-            return change_from_document(self.load_document(data))
-        return change
+        decoder = self._change_decoder
+        if decoder is not None:
+            try:
+                change = _change_from_wire(decoder.decode(data), self._check_values)
+            except (msgspec.DecodeError, RecursionError):
+                change = None
+            if change is not None:
+                return change
+        return change_from_document(self.load_document(data))
 
     def encode_change(self, change: SourceChange) -> bytes:
         """``change`` as a change payload."""
         element = change.element
         try:
+            if self._encode is None:
+                return self.dump_document(change_to_document(change))
             _require_encodable(element.properties, "element.properties")
             return self._encode(_ChangeWire(_OP_TO_WIRE[change.op], element))  # type: ignore[no-any-return]
         except _ENCODE_ERRORS as exc:
@@ -649,6 +655,8 @@ class PayloadCodec(abc.ABC):
     def encode_query_result(self, result: QueryResult) -> bytes:
         """``result`` as a query result payload."""
         try:
+            if self._encode is None:
+                return self.dump_document(query_result_to_document(result))
             _require_encodable(result.metadata, "metadata")
             document = _QueryResultOut(
                 result.query_id,
@@ -668,13 +676,15 @@ class PayloadCodec(abc.ABC):
         :class:`PluginProtocolError` naming the field when it is malformed."""
         if len(data) > MAX_PAYLOAD_SIZE:
             raise _too_large(len(data))
-        try:
-            result = _query_result_from_wire(self._result_decoder.decode(data), self._check_values)
-        except (msgspec.DecodeError, RecursionError):
-            result = None
-        if result is None:
-            return query_result_from_document(self.load_document(data))
-        return result
+        decoder = self._result_decoder
+        if decoder is not None:
+            try:
+                result = _query_result_from_wire(decoder.decode(data), self._check_values)
+            except (msgspec.DecodeError, RecursionError):
+                result = None
+            if result is not None:
+                return result
+        return query_result_from_document(self.load_document(data))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.media_type!r})"
@@ -713,6 +723,10 @@ class JsonCodec(PayloadCodec):
     _result_decoder = msgspec.json.Decoder(_QueryResultWire)
     _decode_any = msgspec.json.Decoder().decode
 
+    def dump_document(self, document: Any) -> bytes:
+        _require_encodable(document, "the document")
+        return self._encode(document)
+
     def load_document(self, data: bytes) -> Any:
         if len(data) > MAX_PAYLOAD_SIZE:
             raise _too_large(len(data))
@@ -736,6 +750,10 @@ class MsgpackCodec(PayloadCodec):
     _change_decoder = msgspec.msgpack.Decoder(_ChangeWire)
     _result_decoder = msgspec.msgpack.Decoder(_QueryResultWire)
     _decode_any = msgspec.msgpack.Decoder().decode
+
+    def dump_document(self, document: Any) -> bytes:
+        _require_encodable(document, "the document")
+        return self._encode(document)
 
     def load_document(self, data: bytes) -> Any:
         if len(data) > MAX_PAYLOAD_SIZE:

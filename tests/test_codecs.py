@@ -370,3 +370,25 @@ def test_documents_round_trip_through_the_c_vtables(
             kind, stored = c.get("docs", "d")
             assert kind == "found" and isinstance(stored, bytes)
             assert decode(stored) == value
+
+
+class StdlibJson(PayloadCodec):
+    """A codec written against the public base class only."""
+
+    media_type = "application/x-test-json"
+
+    def load_document(self, data: bytes) -> Any:
+        return json.loads(data)
+
+    def dump_document(self, document: Any) -> bytes:
+        return json.dumps(document).encode()
+
+
+@given(change=source_changes(), result=query_results())
+def test_a_codec_built_on_the_base_class_uses_the_documents(
+    change: SourceChange, result: QueryResult
+) -> None:
+    codec = StdlibJson()
+    assert codec.decode_change(codec.encode_change(change)) == change
+    assert codec.decode_query_result(codec.encode_query_result(result)) == result
+    assert JsonCodec().decode_change(codec.encode_change(change)) == change
