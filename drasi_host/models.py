@@ -180,6 +180,10 @@ def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
 # ------------------------------------------------------------ source changes
 
 
+#: Build a wire class instance without ``_check`` (arguments known to fit).
+_unchecked = msgspec.StructMeta.__call__
+
+
 class _Checked(msgspec.StructMeta):
     """Metaclass of the wire classes that check or convert what a caller
     passes: calling the class runs msgspec's ``__init__`` and then the
@@ -188,7 +192,7 @@ class _Checked(msgspec.StructMeta):
     has checked them already)."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        return super().__call__(*args, **kwargs)._check()
+        return _unchecked(cls, *args, **kwargs)._check()
 
 
 class ElementReference(msgspec.Struct, frozen=True, gc=False):
@@ -299,15 +303,17 @@ class ResultDiff(msgspec.Struct, frozen=True, omit_defaults=True, metaclass=_Che
     def __hash__(self) -> int:
         return hash((self.type, self.grouping_keys))
 
+    # The classmethods know their arguments fit: they skip ``_check``.
+
     @classmethod
     def add(cls, data: dict[str, Any]) -> ResultDiff:
         """A row entered the result."""
-        return cls("ADD", data=data)
+        return _unchecked(cls, "ADD", data)  # type: ignore[no-any-return]
 
     @classmethod
     def delete(cls, data: dict[str, Any]) -> ResultDiff:
         """A row left the result."""
-        return cls("DELETE", data=data)
+        return _unchecked(cls, "DELETE", data)  # type: ignore[no-any-return]
 
     @classmethod
     def update(
@@ -329,12 +335,12 @@ class ResultDiff(msgspec.Struct, frozen=True, omit_defaults=True, metaclass=_Che
     @classmethod
     def aggregation(cls, before: dict[str, Any] | None, after: dict[str, Any]) -> ResultDiff:
         """An aggregate value changed (``before`` is None for the first one)."""
-        return cls("aggregation", before=before, after=after)
+        return _unchecked(cls, "aggregation", None, before, after)  # type: ignore[no-any-return]
 
     @classmethod
     def noop(cls) -> ResultDiff:
         """Nothing changed."""
-        return cls("noop")
+        return _unchecked(cls, "noop")  # type: ignore[no-any-return]
 
 
 class QueryResult(msgspec.Struct, frozen=True, metaclass=_Checked):
@@ -348,6 +354,8 @@ class QueryResult(msgspec.Struct, frozen=True, metaclass=_Checked):
 
     def _check(self) -> QueryResult:
         timestamp = self.timestamp
+        if timestamp.__class__ is datetime and timestamp.tzinfo is timezone.utc:
+            return self
         if not isinstance(timestamp, datetime):
             raise TypeError(f"timestamp must be a datetime, not {type(timestamp).__name__}")
         if timestamp.tzinfo is None or timestamp.utcoffset() is None:

@@ -195,9 +195,15 @@ _RFC3339: Final = re.compile(
 )
 
 
+_encode_json: Final = msgspec.json.Encoder().encode
+
+
 def format_timestamp(value: datetime) -> str:
     """``value`` as RFC 3339 UTC with microseconds and ``Z``; a naive datetime
     is taken to be UTC."""
+    if value.tzinfo is timezone.utc and value.microsecond:
+        # msgspec writes exactly this form (in C) when there are microseconds
+        return _encode_json(value)[1:-1].decode("ascii")
     offset = value.utcoffset()
     if offset is None:
         return value.isoformat(timespec="microseconds") + "Z"

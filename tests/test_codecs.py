@@ -36,6 +36,7 @@ from drasi_host.payloads import (
     PayloadCodec,
     change_from_document,
     change_to_document,
+    format_timestamp,
     query_result_from_document,
     query_result_to_document,
 )
@@ -392,3 +393,10 @@ def test_a_codec_built_on_the_base_class_uses_the_documents(
     assert codec.decode_change(codec.encode_change(change)) == change
     assert codec.decode_query_result(codec.encode_query_result(result)) == result
     assert JsonCodec().decode_change(codec.encode_change(change)) == change
+
+
+@given(moment=st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_timestamp_text_is_the_same_on_every_path(moment: datetime) -> None:
+    expected = moment.isoformat(timespec="microseconds") + "Z"
+    assert format_timestamp(moment) == expected  # naive: taken as UTC
+    assert format_timestamp(moment.replace(tzinfo=timezone.utc)) == expected
