@@ -37,6 +37,9 @@
 #define MS_DANGLING_BYTES ((uint8_t *)1)
 #define MS_DANGLING_ARRAY ((FfiOwnedStr *)8)
 #define MS_DANGLING_STR ((char *)1)
+/* Values up to this size are copied under the lock (in place when the old
+ * value has the same size); larger ones are copied before taking it. */
+#define MS_SMALL_VALUE ((size_t)256)
 
 static const char MS_CLOSED[] = "state store is closed";
 static const char MS_NOT_FOUND[] = "not_found";
@@ -65,6 +68,12 @@ static char *ms_message(const char *fmt, ...) {
  * the offset of the first bad byte, or len when valid. */
 static size_t ms_utf8_error(const unsigned char *s, size_t len) {
     size_t i = 0;
+    while (i + 8 <= len) { /* ASCII, eight bytes at a time */
+        uint64_t word;
+        memcpy(&word, s + i, 8);
+        if (word & 0x8080808080808080ULL) break;
+        i += 8;
+    }
     while (i < len) {
         unsigned char c = s[i];
         if (c < 0x80) {
@@ -371,24 +380,37 @@ static int ms_set(DhMemStore *s, const char *sid, size_t sl, const char *key, si
     if (ms_check_str(sid, sl, "state store id", err) ||
         ms_check_str(key, kl, "state store key", err))
         return -1;
+    /* A large value is copied before taking the lock; a small one that
+     * replaces a value of the same size is copied into its buffer. */
+    bool small = n <= MS_SMALL_VALUE;
     uint8_t *copy = NULL;
-    if (n) {
+    if (n && !small) {
         copy = malloc(n);
         if (!copy) goto oom;
         memcpy(copy, value, n);
     }
     pthread_mutex_lock(&s->mu);
     ms_table *t = ms_store_add(s, sid, sl);
-    bool added;
+    bool added = false;
     ms_entry *e = t ? ms_upsert(t, ms_hash(key, kl), key, kl, &added) : NULL;
     void *old = NULL;
-    if (e) {
-        old = e->val;
-        e->val = copy;
-        e->vlen = n;
-    } else if (t) {
-        ms_store_drop_if_empty(s, sid, sl);
+    if (e && small && n && !added && e->vlen == n) {
+        memcpy(e->val, value, n);
+    } else if (e) {
+        if (small && n) {
+            copy = malloc(n);
+            if (copy) memcpy(copy, value, n);
+        }
+        if (n && !copy) { /* out of memory: leave the key as it was */
+            if (added) ms_remove(t, e);
+            e = NULL;
+        } else {
+            old = e->val;
+            e->val = copy;
+            e->vlen = n;
+        }
     }
+    if (!e && t) ms_store_drop_if_empty(s, sid, sl);
     pthread_mutex_unlock(&s->mu);
     free(old);
     if (e) return 0;
