@@ -432,27 +432,31 @@ def _is_encodable_subclass(value: Any) -> bool:
 
 def _require_encodable(value: Any, what: str) -> None:
     """``ValueError`` (NaN, infinities) or ``TypeError`` (anything else) when
-    ``value`` is not a JSON value."""
+    ``value`` is not a JSON value; the message names where in ``what``."""
     if _is_encodable(value):
         return
-    bad = _first_unencodable(value)
+    path, bad, is_key = _first_unencodable(value, what)
+    if is_key:
+        raise TypeError(f"{path} has the key {_describe(bad)}; keys must be strings")
     if isinstance(bad, float):
-        raise ValueError(f"{what} holds the float {bad!r}; NaN and infinities are not JSON")
-    raise TypeError(f"{what} holds {_describe(bad)}, which is not a JSON value")
+        raise ValueError(f"{path} is the float {bad!r}; NaN and infinities are not JSON")
+    raise TypeError(f"{path} is {_describe(bad)}, which is not a JSON value")
 
 
-def _first_unencodable(value: Any) -> Any:
+def _first_unencodable(value: Any, path: str) -> tuple[str, Any, bool]:
+    """(where, what, whether it is a key) of the first part of ``value``
+    that is not a JSON value."""
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                return key
+                return path, key, True
             if not _is_encodable(item):
-                return _first_unencodable(item)
+                return _first_unencodable(item, f"{path}.{key}")
     elif isinstance(value, (list, tuple)):
-        for item in value:
+        for index, item in enumerate(value):
             if not _is_encodable(item):
-                return _first_unencodable(item)
-    return value
+                return _first_unencodable(item, f"{path}[{index}]")
+    return path, value, False
 
 
 # -------------------------------------------------------- typed wire forms
@@ -587,12 +591,12 @@ def _query_result_from_wire(wire: _QueryResultWire, check_values: bool) -> Query
     return QueryResult(wire.query_id, timestamp, results, metadata)
 
 
-def _diff_out(diff: ResultDiff) -> Any:
+def _diff_out(diff: ResultDiff, index: int) -> Any:
     """What the encoders write for ``diff``: the diff itself when its fields
     give the document shape, else the document as a dict."""
-    for value in (diff.data, diff.before, diff.after):
+    for name, value in (("data", diff.data), ("before", diff.before), ("after", diff.after)):
         if value is not None:
-            _require_encodable(value, f"a {diff.type} result")
+            _require_encodable(value, f"results[{index}].{name}")
     if diff.type == "aggregation" and diff.before is None:
         return {"type": "aggregation", "before": None, "after": diff.after}
     if _diff_is_canonical(diff):
@@ -667,7 +671,7 @@ class PayloadCodec(abc.ABC):
             document = _QueryResultOut(
                 result.query_id,
                 format_timestamp(result.timestamp),
-                [_diff_out(diff) for diff in result.results],
+                [_diff_out(diff, i) for i, diff in enumerate(result.results)],
                 result.metadata,
             )
             return self._encode(document)  # type: ignore[no-any-return]

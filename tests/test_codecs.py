@@ -400,3 +400,20 @@ def test_timestamp_text_is_the_same_on_every_path(moment: datetime) -> None:
     expected = moment.isoformat(timespec="microseconds") + "Z"
     assert format_timestamp(moment) == expected  # naive: taken as UTC
     assert format_timestamp(moment.replace(tzinfo=timezone.utc)) == expected
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+def test_encoding_errors_name_the_bad_value(codec: PayloadCodec) -> None:
+    with pytest.raises(
+        PayloadFormatError, match=r"element\.properties\.a\[1\]\.b is the float nan"
+    ):
+        codec.encode_change(_node({"a": [1, {"b": float("nan")}]}))
+    with pytest.raises(PayloadFormatError, match=r"element\.properties\.d has the key int 3"):
+        codec.encode_change(_node({"d": {3: 1}}))
+    result = QueryResult(
+        "q", datetime(2026, 1, 1), [ResultDiff.noop(), ResultDiff.update({}, {"x": b"1"}, {})]
+    )
+    with pytest.raises(PayloadFormatError, match=r"results\[1\]\.before\.x is bytes"):
+        codec.encode_query_result(result)
+    with pytest.raises(PayloadFormatError, match=r"metadata\.m is set"):
+        codec.encode_query_result(QueryResult("q", datetime(2026, 1, 1), [], {"m": {1}}))
