@@ -714,7 +714,6 @@ class StateStoreVtableBuilder:
 # ------------------------------------------------- extern "Python" functions
 
 
-_ctx_key = _abi.ctx_key
 _read_str = _abi.read_str
 _lookup = handles.get
 _cast = ffi.cast
@@ -727,7 +726,7 @@ _NOT_FOUND = _abi.get_not_found()
 
 
 def _bridge(state: CData) -> _Bridge:
-    bridge = _lookup(_ctx_key(state))
+    bridge = _lookup(int(_cast(_UINTPTR, state)))
     if type(bridge) is not _Bridge:
         raise BridgeError(_CLOSED)
     if bridge.drop_calls:
