@@ -6,11 +6,18 @@ Design:
 * The enums are :class:`enum.IntEnum` whose values are the C values of the ABI
   (``FfiComponentStatus``, ``FfiChangeOp``, ...), so marshalling is a plain
   ``int()`` one way and an enum lookup the other.
-* Value objects are frozen attrs classes.  Fields holding JSON documents
-  (``properties``, ``data``, ``metadata``, ...) are dicts: they take part in
-  ``==`` but not in ``hash()``, so equal objects still hash equally and a
-  value whose documents differ simply collides.  Label lists are stored as
-  tuples.
+* The payload documents (:class:`SourceChange`, :class:`Element`,
+  :class:`ElementReference`, :class:`ResultDiff`, :class:`QueryResult`) are
+  frozen :class:`msgspec.Struct` classes: the codecs of
+  :mod:`drasi_host.payloads` decode payload bytes straight into them and
+  encode them straight to bytes.  Calling one of these classes checks and
+  converts its arguments (labels and grouping keys become tuples, the element
+  and diff types are checked, a naive timestamp gets UTC); decoding does not
+  repeat that work, the typed decoder has done it.  Every other value object
+  is a frozen attrs class.
+* Fields holding JSON documents (``properties``, ``data``, ``metadata``, ...)
+  are dicts: they take part in ``==`` but not in ``hash()``, so equal objects
+  still hash equally and a value whose documents differ simply collides.
 * Events received from a plugin (:class:`SourceEventWrapper`,
   :class:`BootstrapEvent`) are the hot path: hundreds of thousands are built
   per second.  They are plain ``__slots__`` classes holding the routing hints
@@ -28,9 +35,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Annotated, Any, Literal, overload
 
 import attrs
+import msgspec
 
 from drasi_host.errors import PayloadFormatError, PluginProtocolError
 
@@ -45,6 +53,8 @@ DiffType = Literal["ADD", "DELETE", "UPDATE", "aggregation", "noop"]
 
 ELEMENT_TYPES: tuple[str, ...] = ("node", "relation")
 DIFF_TYPES: tuple[str, ...] = ("ADD", "DELETE", "UPDATE", "aggregation", "noop")
+#: The largest ``effective_from`` (an unsigned 64-bit integer).
+U64_MAX = 2**64 - 1
 
 
 # --------------------------------------------------------------------- enums
@@ -167,51 +177,91 @@ def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _opt_str_tuple(values: Iterable[str] | None) -> tuple[str, ...] | None:
-    return None if values is None else _str_tuple(values)
-
-
-def _utc_datetime(value: datetime) -> datetime:
-    """Attach UTC to a naive datetime; aware ones are kept as they are."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"timestamp must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 # ------------------------------------------------------------ source changes
 
 
-@attrs.frozen
-class ElementReference:
+#: Build a wire class instance without ``_check`` (arguments known to fit).
+_unchecked = msgspec.StructMeta.__call__
+
+
+class _Checked(msgspec.StructMeta):
+    """Metaclass of the wire classes that check or convert what a caller
+    passes: calling the class runs msgspec's ``__init__`` and then the
+    instance's ``_check()``.  The payload decoders build instances without
+    calling the class, so decoded values pay for neither (the typed decoder
+    has checked them already)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return _unchecked(cls, *args, **kwargs)._check()
+
+
+class ElementReference(msgspec.Struct, frozen=True, gc=False):
     """Identifies an element: the source it came from and its id there."""
 
     source_id: str
     element_id: str
 
 
-@attrs.frozen
-class Element:
+class Element(msgspec.Struct, frozen=True, omit_defaults=True, metaclass=_Checked):
     """A graph element: a node, or a relation from ``out_node`` to ``in_node``.
 
     ``effective_from`` is milliseconds since the Unix epoch.  A deleted
     element may carry no properties (``{}``) and, for a relation, no
-    ``in_node``/``out_node``.
+    ``in_node``/``out_node``.  ``labels`` may be given as any iterable of
+    strings (not a bare string) and is stored as a tuple.
     """
 
-    type: ElementType = attrs.field(validator=attrs.validators.in_(ELEMENT_TYPES))
+    type: ElementType
     reference: ElementReference
-    labels: tuple[str, ...] = attrs.field(converter=_str_tuple)
-    effective_from: int
-    properties: dict[str, Any] = attrs.field(hash=False)
+    labels: tuple[str, ...]
+    effective_from: Annotated[int, msgspec.Meta(ge=0)]  # decoders check <= U64_MAX
+    # UNSET only while a decoder checks a delete's minimal element; every
+    # Element handed out has a dict here.
+    properties: dict[str, Any] = msgspec.UNSET  # type: ignore[assignment]
     in_node: ElementReference | None = None
     out_node: ElementReference | None = None
 
+    if TYPE_CHECKING:  # the signature the class call has (msgspec builds __init__)
 
-@attrs.frozen
-class SourceChange:
-    """One change a source reports: insert, update or delete of an element."""
+        def __init__(
+            self,
+            type: ElementType,
+            reference: ElementReference,
+            labels: Iterable[str],
+            effective_from: int,
+            properties: dict[str, Any],
+            in_node: ElementReference | None = None,
+            out_node: ElementReference | None = None,
+        ) -> None: ...
+
+    def _check(self) -> Element:
+        if self.type != "node" and self.type != "relation":
+            raise ValueError(f"Element type must be 'node' or 'relation', not {self.type!r}")
+        if type(self.labels) is not tuple:
+            msgspec.structs.force_setattr(self, "labels", _str_tuple(self.labels))
+        if self.properties is msgspec.UNSET:  # type: ignore[comparison-overlap]
+            raise TypeError("Element() missing required argument: 'properties'")
+        return self
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.type,
+                self.reference,
+                self.labels,
+                self.effective_from,
+                self.in_node,
+                self.out_node,
+            )
+        )
+
+
+class SourceChange(msgspec.Struct, frozen=True, gc=False):
+    """One change a source reports: insert, update or delete of an element.
+
+    Not tracked by the cyclic garbage collector: it holds an operation and an
+    element, and only an element whose properties contain the change itself
+    (no payload can carry that) could make a cycle."""
 
     op: ChangeOp
     element: Element
@@ -220,25 +270,50 @@ class SourceChange:
 # ------------------------------------------------------------- query results
 
 
-@attrs.frozen
-class ResultDiff:
-    """One entry of a query result; build it with the classmethods."""
+class ResultDiff(msgspec.Struct, frozen=True, omit_defaults=True, metaclass=_Checked):
+    """One entry of a query result; build it with the classmethods.
+    ``grouping_keys`` may be given as any iterable of strings and is stored
+    as a tuple."""
 
-    type: DiffType = attrs.field(validator=attrs.validators.in_(DIFF_TYPES))
-    data: dict[str, Any] | None = attrs.field(default=None, hash=False)
-    before: dict[str, Any] | None = attrs.field(default=None, hash=False)
-    after: dict[str, Any] | None = attrs.field(default=None, hash=False)
-    grouping_keys: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_str_tuple)
+    type: DiffType
+    data: dict[str, Any] | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    grouping_keys: tuple[str, ...] | None = None
+
+    if TYPE_CHECKING:  # the signature the class call has (msgspec builds __init__)
+
+        def __init__(
+            self,
+            type: DiffType,
+            data: dict[str, Any] | None = None,
+            before: dict[str, Any] | None = None,
+            after: dict[str, Any] | None = None,
+            grouping_keys: Iterable[str] | None = None,
+        ) -> None: ...
+
+    def _check(self) -> ResultDiff:
+        if self.type not in DIFF_TYPES:
+            raise ValueError(f"ResultDiff type must be one of {DIFF_TYPES}, not {self.type!r}")
+        keys = self.grouping_keys
+        if keys is not None and type(keys) is not tuple:
+            msgspec.structs.force_setattr(self, "grouping_keys", _str_tuple(keys))
+        return self
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.grouping_keys))
+
+    # The classmethods know their arguments fit: they skip ``_check``.
 
     @classmethod
     def add(cls, data: dict[str, Any]) -> ResultDiff:
         """A row entered the result."""
-        return cls("ADD", data=data)
+        return _unchecked(cls, "ADD", data)  # type: ignore[no-any-return]
 
     @classmethod
     def delete(cls, data: dict[str, Any]) -> ResultDiff:
         """A row left the result."""
-        return cls("DELETE", data=data)
+        return _unchecked(cls, "DELETE", data)  # type: ignore[no-any-return]
 
     @classmethod
     def update(
@@ -249,28 +324,46 @@ class ResultDiff:
         grouping_keys: Iterable[str] | None = None,
     ) -> ResultDiff:
         """A row changed from ``before`` to ``after``."""
-        return cls("UPDATE", data=data, before=before, after=after, grouping_keys=grouping_keys)
+        return cls(
+            "UPDATE",
+            data=data,
+            before=before,
+            after=after,
+            grouping_keys=grouping_keys,
+        )
 
     @classmethod
     def aggregation(cls, before: dict[str, Any] | None, after: dict[str, Any]) -> ResultDiff:
         """An aggregate value changed (``before`` is None for the first one)."""
-        return cls("aggregation", before=before, after=after)
+        return _unchecked(cls, "aggregation", None, before, after)  # type: ignore[no-any-return]
 
     @classmethod
     def noop(cls) -> ResultDiff:
         """Nothing changed."""
-        return cls("noop")
+        return _unchecked(cls, "noop")  # type: ignore[no-any-return]
 
 
-@attrs.frozen
-class QueryResult:
+class QueryResult(msgspec.Struct, frozen=True, metaclass=_Checked):
     """What a continuous query hands a reaction.  A naive ``timestamp`` is
     taken to be UTC (``tzinfo`` is attached)."""
 
     query_id: str
-    timestamp: datetime = attrs.field(converter=_utc_datetime)
-    results: list[ResultDiff] = attrs.field(hash=False)
-    metadata: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    timestamp: datetime
+    results: list[ResultDiff]
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def _check(self) -> QueryResult:
+        timestamp = self.timestamp
+        if timestamp.__class__ is datetime and timestamp.tzinfo is timezone.utc:
+            return self
+        if not isinstance(timestamp, datetime):
+            raise TypeError(f"timestamp must be a datetime, not {type(timestamp).__name__}")
+        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            msgspec.structs.force_setattr(self, "timestamp", timestamp.replace(tzinfo=timezone.utc))
+        return self
+
+    def __hash__(self) -> int:
+        return hash((self.query_id, self.timestamp))
 
 
 # --------------------------------------------------------------- credentials

@@ -3,45 +3,48 @@
 A plugin that exports ``drasi_plugin_payload_format`` names one media type;
 :func:`codec_for` maps it to a :class:`PayloadCodec` (None for an
 opaque-payload plugin, :class:`PayloadFormatError` for a format this host does
-not know).  A codec turns bytes into a document (``load_document``) and back
-(``dump_document``); everything else is shared:
+not know).
 
-* :func:`change_from_document` / :func:`change_to_document` for source changes,
-* :func:`query_result_from_document` / :func:`query_result_to_document` for
-  query results.
+Both codecs are built on msgspec.  ``decode_change`` and
+``decode_query_result`` decode payload bytes straight into the model classes
+with a typed decoder, then check in one pass the rules a type cannot express
+(a ``delete`` may carry a minimal element; which fields each kind of result
+diff has).  Whatever that fast path refuses is decoded once more as a plain
+document and checked field by field by :func:`change_from_document` /
+:func:`query_result_from_document`, which raise :class:`PluginProtocolError`
+naming the field, what was expected and what was found (or accept a document
+the fast path is too strict for).  Unknown extra keys are ignored (forward
+compatibility).  A ``delete`` may carry only ``type``, ``reference``,
+``labels`` and ``effective_from``; missing ``properties`` then decode as
+``{}`` and a relation's missing ``in_node``/``out_node`` as None (a ``null``
+end of a deleted relation reads as missing).
 
-Decoding trusts nothing: every field is checked and a bad document raises
-:class:`PluginProtocolError` naming the field, what was expected and what was
-found.  Unknown extra keys are ignored (forward compatibility).  A ``delete``
-may carry only ``type``, ``reference``, ``labels`` and ``effective_from``;
-missing ``properties`` then decode as ``{}`` and a relation's missing
-``in_node``/``out_node`` as None.
+Encoding writes the model classes directly; the JSON values inside them
+(properties, rows, metadata) are checked first, so a value no JSON document
+can hold (a set, bytes, NaN or an infinity, a non-string key) raises
+:class:`PayloadFormatError` instead of being written in some other form.
 
 Timestamps of query results are written as RFC 3339 UTC with microseconds and
 ``Z`` (``2026-11-28T07:30:00.123456Z``); a naive ``datetime`` is treated as
 UTC.  Reading accepts any RFC 3339 offset and returns an aware UTC datetime.
 
 Documents are JSON values only (null, booleans, integers, finite floats,
-strings, lists, string-keyed objects).  The MessagePack codec checks that a
-decoded document holds nothing else (no binary, extension types, NaN).  On
-encoding, a value the format cannot hold raises :class:`PayloadFormatError`.
-
-The JSON codec uses the standard library's C encoder and decoder with compact
-separators and UTF-8 output; the MessagePack codec needs the optional
-``msgpack`` package (``pip install drasi-host[msgpack]``).
+strings, lists, string-keyed objects).  JSON integers of any size are kept
+exact; MessagePack cannot carry integers beyond 64 bits and refuses to encode
+them.  The JSON decoder refuses ``NaN``, ``Infinity`` and numbers that
+overflow a float (``1e999``); the MessagePack codec checks that a decoded
+document holds nothing else (no binary, extension types, NaN).
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
-import json
-import json.encoder
 import math
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final
+from typing import Any, Final, Literal
+
+import msgspec
 
 from drasi_host.errors import PayloadFormatError, PluginProtocolError
 from drasi_host.models import (
@@ -60,20 +63,16 @@ MAX_PAYLOAD_SIZE: Final = 64 * 1024 * 1024
 
 JSON_FORMAT: Final = "application/json"
 MSGPACK_FORMAT: Final = "application/msgpack"
-#: The payload formats this host knows (MessagePack needs ``msgpack``).
+#: The payload formats this host knows.
 SUPPORTED_FORMATS: Final = (JSON_FORMAT, MSGPACK_FORMAT)
 
-_msgpack: Any
-try:
-    _msgpack = importlib.import_module("msgpack")
-except ImportError:  # optional dependency
-    _msgpack = None
-
 _MISSING: Final[Any] = object()
-_OP_TO_WIRE: Final = {op: name for name, op in OP_FROM_WIRE.items()}
+_UNSET: Final[Any] = msgspec.UNSET
+_OP_TO_WIRE: Final[dict[ChangeOp, Any]] = {op: name for name, op in OP_FROM_WIRE.items()}
 # Errors the encoders raise for values a format cannot hold.
 _ENCODE_ERRORS: Final = (TypeError, ValueError, OverflowError, RecursionError)
 _U64_LIMIT: Final = 1 << 64
+_force_setattr: Final = msgspec.structs.force_setattr
 
 
 # ------------------------------------------------------------------ errors
@@ -196,9 +195,15 @@ _RFC3339: Final = re.compile(
 )
 
 
+_encode_json: Final = msgspec.json.Encoder().encode
+
+
 def format_timestamp(value: datetime) -> str:
     """``value`` as RFC 3339 UTC with microseconds and ``Z``; a naive datetime
     is taken to be UTC."""
+    if value.tzinfo is timezone.utc and value.microsecond:
+        # msgspec writes exactly this form (in C) when there are microseconds
+        return _encode_json(value)[1:-1].decode("ascii")
     offset = value.utcoffset()
     if offset is None:
         return value.isoformat(timespec="microseconds") + "Z"
@@ -333,122 +338,14 @@ def query_result_from_document(document: Any) -> QueryResult:
     return QueryResult(query_id, timestamp, diffs, metadata)
 
 
-# -------------------------------------------------------------------- codecs
-
-
-class PayloadCodec(abc.ABC):
-    """One payload format.  Subclasses set ``media_type`` and implement
-    :meth:`load_document` and :meth:`dump_document`."""
-
-    media_type: str
-
-    @abc.abstractmethod
-    def load_document(self, data: bytes) -> Any:
-        """Parse ``data`` into a document; :class:`PluginProtocolError` when
-        it is too large or not valid in this format."""
-
-    @abc.abstractmethod
-    def dump_document(self, document: Any) -> bytes:
-        """Serialise ``document``; raises ``TypeError``/``ValueError``/
-        ``OverflowError`` for values the format cannot hold."""
-
-    def decode_change(self, data: bytes) -> SourceChange:
-        """A change payload as a :class:`SourceChange`."""
-        return change_from_document(self.load_document(data))
-
-    def encode_change(self, change: SourceChange) -> bytes:
-        """``change`` as a change payload."""
-        try:
-            return self.dump_document(change_to_document(change))
-        except _ENCODE_ERRORS as exc:
-            raise PayloadFormatError(
-                f"change of element {change.element.reference.element_id!r} cannot be "
-                f"encoded as {self.media_type}: {exc}"
-            ) from exc
-
-    def encode_query_result(self, result: QueryResult) -> bytes:
-        """``result`` as a query result payload."""
-        try:
-            return self.dump_document(query_result_to_document(result))
-        except _ENCODE_ERRORS as exc:
-            raise PayloadFormatError(
-                f"query result of query {result.query_id!r} cannot be encoded as "
-                f"{self.media_type}: {exc}"
-            ) from exc
-
-    def decode_query_result(self, data: bytes) -> QueryResult:
-        """A query result payload as a :class:`QueryResult`."""
-        return query_result_from_document(self.load_document(data))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.media_type!r})"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-_JSON_DECODE: Final = json.JSONDecoder(parse_constant=_reject_constant).decode
-
-
-def _refuse_to_encode(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} {value!r:.60} is not a JSON value")
-
-
-_PORTABLE_JSON_ENCODE: Final = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_refuse_to_encode
-).encode
-
-
-def _make_json_encoder() -> Callable[[Any], str]:
-    """A compact UTF-8 JSON encoder refusing NaN.  ``JSONEncoder.encode``
-    builds a fresh C encoder on every call, which costs more than encoding a
-    small document, so the C encoder is built once here when the interpreter
-    has it (CPython) and passes a self-test; otherwise the public API is used."""
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is not None:
-        try:
-            encoder = c_make_encoder(
-                None, _refuse_to_encode, json.encoder.encode_basestring, None,
-                ":", ",", False, False, False,
-            )  # fmt: skip
-
-            def encode(document: Any) -> str:
-                return "".join(encoder(document, 0))
-
-            if encode({"a": [1, 2.5, None, "é"]}) == '{"a":[1,2.5,null,"é"]}':
-                return encode
-        except Exception:  # an interpreter whose private encoder differs
-            pass
-    return _PORTABLE_JSON_ENCODE
-
-
-_JSON_ENCODE: Final = _make_json_encoder()
-
-
-class JsonCodec(PayloadCodec):
-    """``application/json``: UTF-8 JSON, compact; NaN and infinities are
-    refused both ways."""
-
-    media_type = JSON_FORMAT
-
-    def load_document(self, data: bytes) -> Any:
-        if len(data) > MAX_PAYLOAD_SIZE:
-            raise _too_large(len(data))
-        try:
-            return _JSON_DECODE(str(data, "utf-8"))
-        except (ValueError, RecursionError) as exc:
-            raise PluginProtocolError(f"invalid {JSON_FORMAT} payload: {exc}") from None
-
-    def dump_document(self, document: Any) -> bytes:
-        return _JSON_ENCODE(document).encode("utf-8")
-
+# ------------------------------------------------------------- JSON values
 
 _JSON_SCALARS: Final = frozenset({str, int, bool, type(None)})
 
 
 def _is_json_value(value: Any) -> bool:
-    """Whether ``value`` is a JSON value (string keys, finite floats)."""
+    """Whether ``value`` is a JSON value as decoded (string keys, lists,
+    finite floats)."""
     kind = type(value)
     if kind in _JSON_SCALARS:
         return True
@@ -492,27 +389,392 @@ def _non_json_error(value: Any, path: str) -> PluginProtocolError | None:
     return PluginProtocolError(f"invalid payload: {path} is {_describe(value)}, not a JSON value")
 
 
-class MsgpackCodec(PayloadCodec):
-    """``application/msgpack``: the same documents as MessagePack (strings as
-    str, floats as float64).  Decoded documents may hold JSON values only."""
+_ENCODABLE_SCALARS: Final = frozenset({str, int, bool, type(None)})
+_ENCODABLE_ARRAYS: Final = frozenset({list, tuple})
 
-    media_type = MSGPACK_FORMAT
 
-    def __init__(self) -> None:
-        if _msgpack is None:
+def _is_encodable(value: Any) -> bool:
+    """Whether ``value`` can be written as a JSON value: like
+    :func:`_is_json_value`, and tuples count as lists."""
+    kind = type(value)
+    if kind in _ENCODABLE_SCALARS:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (
+                type(item) in _ENCODABLE_SCALARS or _is_encodable(item)
+            ):
+                return False
+        return True
+    if kind in _ENCODABLE_ARRAYS:
+        for item in value:  # noqa: SIM110 - a loop is faster than all() over a generator
+            if not (type(item) in _ENCODABLE_SCALARS or _is_encodable(item)):
+                return False
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    return _is_encodable_subclass(value)
+
+
+def _is_encodable_subclass(value: Any) -> bool:
+    """Instances of subclasses of the JSON types (an ``IntEnum``, an
+    ``OrderedDict``) are written as their base type."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (str, int)):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_encodable(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_is_encodable(item) for item in value)
+    return False
+
+
+def _require_encodable(value: Any, what: str) -> None:
+    """``ValueError`` (NaN, infinities) or ``TypeError`` (anything else) when
+    ``value`` is not a JSON value; the message names where in ``what``."""
+    if _is_encodable(value):
+        return
+    path, bad, is_key = _first_unencodable(value, what)
+    if is_key:
+        raise TypeError(f"{path} has the key {_describe(bad)}; keys must be strings")
+    if isinstance(bad, float):
+        raise ValueError(f"{path} is the float {bad!r}; NaN and infinities are not JSON")
+    raise TypeError(f"{path} is {_describe(bad)}, which is not a JSON value")
+
+
+def _first_unencodable(value: Any, path: str) -> tuple[str, Any, bool]:
+    """(where, what, whether it is a key) of the first part of ``value``
+    that is not a JSON value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, key, True
+            if not _is_encodable(item):
+                return _first_unencodable(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            if not _is_encodable(item):
+                return _first_unencodable(item, f"{path}[{index}]")
+    return path, value, False
+
+
+# -------------------------------------------------------- typed wire forms
+
+
+WireOp = Literal["insert", "update", "delete"]
+
+
+class _ChangeWire(msgspec.Struct, gc=False):
+    """The change document as the typed decoders read it and the encoders
+    write it: the operation by its wire name, the element as it is."""
+
+    op: WireOp
+    element: Element
+
+
+class _QueryResultWire(msgspec.Struct, gc=False):
+    """The query result document as the typed decoders read it."""
+
+    query_id: str
+    timestamp: str
+    results: list[ResultDiff]
+    metadata: dict[str, Any] = _UNSET
+
+
+class _QueryResultOut(msgspec.Struct, gc=False):
+    """The query result document as the encoders write it (each diff is a
+    :class:`ResultDiff` or, for shapes its defaults cannot express, a dict)."""
+
+    query_id: str
+    timestamp: str
+    results: list[Any]
+    metadata: dict[str, Any]
+
+
+def _change_from_wire(wire: _ChangeWire, check_values: bool) -> SourceChange | None:
+    """The change a typed decoder produced, once the rules a type cannot
+    express hold; None when they do not (the caller then checks the document
+    field by field).  ``check_values``: also check that the properties are
+    JSON values (MessagePack can carry more)."""
+    op = OP_FROM_WIRE[wire.op]
+    element = wire.element
+    if element.effective_from >= _U64_LIMIT:
+        return None
+    if element.properties is _UNSET:
+        if op is not ChangeOp.DELETE:
+            return None
+        _force_setattr(element, "properties", {})
+    elif check_values and not _is_json_value(element.properties):
+        return None
+    in_node = element.in_node
+    out_node = element.out_node
+    if element.type == "relation":
+        if (in_node is None or out_node is None) and (
+            op is not ChangeOp.DELETE or in_node is not None or out_node is not None
+        ):
+            return None
+    elif in_node is not None or out_node is not None:
+        return None  # a node's relation ends are ignored: let the slow path drop them
+    return SourceChange(op, element)
+
+
+def _diff_is_canonical(diff: ResultDiff) -> bool:
+    """Whether ``diff`` has exactly the fields its kind has in a document."""
+    kind = diff.type
+    if kind == "ADD" or kind == "DELETE":
+        return (
+            diff.data is not None
+            and diff.before is None
+            and diff.after is None
+            and diff.grouping_keys is None
+        )
+    if kind == "UPDATE":
+        return diff.data is not None and diff.before is not None and diff.after is not None
+    if kind == "aggregation":
+        return diff.after is not None and diff.data is None and diff.grouping_keys is None
+    return (
+        diff.data is None
+        and diff.before is None
+        and diff.after is None
+        and diff.grouping_keys is None
+    )
+
+
+def _diffs_are_json(results: list[ResultDiff]) -> bool:
+    for diff in results:
+        for value in (diff.data, diff.before, diff.after):
+            if value is not None and not _is_json_value(value):
+                return False
+    return True
+
+
+_UTC: Final = timezone.utc
+
+
+def _fast_timestamp(text: str) -> datetime:
+    """``parse_timestamp`` with a shortcut for the form this host writes
+    (``2026-11-28T07:30:00.123456Z``)."""
+    if (
+        len(text) == 27
+        and text[26] in "Zz"
+        and text[10] in "Tt"
+        and text[19] == "."
+        and text.isascii()
+        and text[:4].isdigit()
+        and text[20:26].isdigit()
+    ):
+        try:
+            return datetime.fromisoformat(text[:10] + "T" + text[11:26]).replace(tzinfo=_UTC)
+        except ValueError:
+            pass
+    return parse_timestamp(text)
+
+
+def _query_result_from_wire(wire: _QueryResultWire, check_values: bool) -> QueryResult | None:
+    """Like :func:`_change_from_wire`, for query results."""
+    results = wire.results
+    for diff in results:
+        if not _diff_is_canonical(diff):
+            return None
+    metadata = wire.metadata
+    if metadata is _UNSET:
+        metadata = {}
+    elif check_values and not _is_json_value(metadata):
+        return None
+    if check_values and not _diffs_are_json(results):
+        return None
+    try:
+        timestamp = _fast_timestamp(wire.timestamp)
+    except ValueError:
+        return None
+    return QueryResult(wire.query_id, timestamp, results, metadata)
+
+
+def _diff_out(diff: ResultDiff, index: int) -> Any:
+    """What the encoders write for ``diff``: the diff itself when its fields
+    give the document shape, else the document as a dict."""
+    for name, value in (("data", diff.data), ("before", diff.before), ("after", diff.after)):
+        if value is not None:
+            _require_encodable(value, f"results[{index}].{name}")
+    if diff.type == "aggregation" and diff.before is None:
+        return {"type": "aggregation", "before": None, "after": diff.after}
+    if _diff_is_canonical(diff):
+        return diff
+    return _diff_to_document(diff)
+
+
+# -------------------------------------------------------------------- codecs
+
+
+class PayloadCodec(abc.ABC):
+    """One payload format.  Subclasses set ``media_type`` and implement
+    :meth:`load_document` and :meth:`dump_document`; the built-in codecs also
+    set ``_encode`` (an msgspec encoder's ``encode``, which writes the model
+    classes directly) and the typed decoders ``_change_decoder`` /
+    ``_result_decoder``.  A codec without them decodes through
+    :meth:`load_document` and encodes the documents of
+    :func:`change_to_document` / :func:`query_result_to_document`."""
+
+    media_type: str
+    #: Whether decoded documents may hold non-JSON values (checked then).
+    _check_values: bool = False
+    _encode: Any = None
+    _change_decoder: Any = None
+    _result_decoder: Any = None
+
+    @abc.abstractmethod
+    def load_document(self, data: bytes) -> Any:
+        """Parse ``data`` into a document; :class:`PluginProtocolError` when
+        it is too large or not valid in this format."""
+
+    @abc.abstractmethod
+    def dump_document(self, document: Any) -> bytes:
+        """Serialise ``document``; raises ``TypeError``/``ValueError``/
+        ``OverflowError`` for values the format cannot hold."""
+
+    def decode_change(self, data: bytes) -> SourceChange:
+        """A change payload as a :class:`SourceChange`;
+        :class:`PluginProtocolError` naming the field when it is malformed."""
+        if len(data) > MAX_PAYLOAD_SIZE:
+            raise _too_large(len(data))
+        decoder = self._change_decoder
+        if decoder is not None:
+            try:
+                change = _change_from_wire(decoder.decode(data), self._check_values)
+            except (msgspec.DecodeError, RecursionError):
+                change = None
+            if change is not None:
+                return change
+        return change_from_document(self.load_document(data))
+
+    def encode_change(self, change: SourceChange) -> bytes:
+        """``change`` as a change payload."""
+        element = change.element
+        try:
+            if self._encode is None:
+                return self.dump_document(change_to_document(change))
+            _require_encodable(element.properties, "element.properties")
+            return self._encode(_ChangeWire(_OP_TO_WIRE[change.op], element))  # type: ignore[no-any-return]
+        except _ENCODE_ERRORS as exc:
             raise PayloadFormatError(
-                f"payload format {MSGPACK_FORMAT} needs the msgpack package: "
-                "install drasi-host[msgpack]"
+                f"change of element {element.reference.element_id!r} cannot be "
+                f"encoded as {self.media_type}: {exc}"
+            ) from exc
+
+    def encode_query_result(self, result: QueryResult) -> bytes:
+        """``result`` as a query result payload."""
+        try:
+            if self._encode is None:
+                return self.dump_document(query_result_to_document(result))
+            _require_encodable(result.metadata, "metadata")
+            document = _QueryResultOut(
+                result.query_id,
+                format_timestamp(result.timestamp),
+                [_diff_out(diff, i) for i, diff in enumerate(result.results)],
+                result.metadata,
             )
-        self._packb = _msgpack.packb
-        self._unpackb = _msgpack.unpackb
+            return self._encode(document)  # type: ignore[no-any-return]
+        except _ENCODE_ERRORS as exc:
+            raise PayloadFormatError(
+                f"query result of query {result.query_id!r} cannot be encoded as "
+                f"{self.media_type}: {exc}"
+            ) from exc
+
+    def decode_query_result(self, data: bytes) -> QueryResult:
+        """A query result payload as a :class:`QueryResult`;
+        :class:`PluginProtocolError` naming the field when it is malformed."""
+        if len(data) > MAX_PAYLOAD_SIZE:
+            raise _too_large(len(data))
+        decoder = self._result_decoder
+        if decoder is not None:
+            try:
+                result = _query_result_from_wire(decoder.decode(data), self._check_values)
+            except (msgspec.DecodeError, RecursionError):
+                result = None
+            if result is not None:
+                return result
+        return query_result_from_document(self.load_document(data))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.media_type!r})"
+
+
+_NON_NUMBERS: Final = (b"NaN", b"Infinity", b"-Infinity")
+_BYTE_POSITION: Final = re.compile(r"\(byte (\d+)\)")
+
+
+def _json_error_detail(data: bytes, exc: Exception) -> str:
+    """What is wrong with JSON text msgspec refused, in words."""
+    try:
+        str(data, "utf-8")
+    except UnicodeDecodeError as utf8_error:
+        return f"not utf-8: {utf8_error}"
+    text = str(exc)
+    match = _BYTE_POSITION.search(text)
+    if match is not None:
+        rest = data[int(match.group(1)) :]
+        for name in _NON_NUMBERS:
+            if rest.startswith(name):
+                return f"{name.decode()} is not a JSON number"
+    if text.startswith("Number out of range"):
+        return f"a number overflows a float (infinities are not JSON numbers): {text}"
+    return text
+
+
+class JsonCodec(PayloadCodec):
+    """``application/json``: UTF-8 JSON, compact; NaN and infinities are
+    refused both ways (also numbers such as ``1e999`` that only a float
+    overflow would turn into one); integers of any size are kept exact."""
+
+    media_type = JSON_FORMAT
+    _encode = msgspec.json.Encoder().encode
+    _change_decoder = msgspec.json.Decoder(_ChangeWire)
+    _result_decoder = msgspec.json.Decoder(_QueryResultWire)
+    _decode_any = msgspec.json.Decoder().decode
+
+    def dump_document(self, document: Any) -> bytes:
+        _require_encodable(document, "the document")
+        return self._encode(document)
 
     def load_document(self, data: bytes) -> Any:
         if len(data) > MAX_PAYLOAD_SIZE:
             raise _too_large(len(data))
         try:
-            document = self._unpackb(data, raw=False, strict_map_key=True, timestamp=0)
-        except Exception as exc:  # msgpack raises several unrelated types
+            return self._decode_any(data)
+        except msgspec.DecodeError as exc:
+            detail = _json_error_detail(data, exc)
+        except RecursionError:
+            detail = "nested too deeply"
+        raise PluginProtocolError(f"invalid {JSON_FORMAT} payload: {detail}")
+
+
+class MsgpackCodec(PayloadCodec):
+    """``application/msgpack``: the same documents as MessagePack (strings as
+    str, floats as float64).  Decoded documents may hold JSON values only;
+    integers beyond 64 bits cannot be encoded."""
+
+    media_type = MSGPACK_FORMAT
+    _check_values = True
+    _encode = msgspec.msgpack.Encoder().encode
+    _change_decoder = msgspec.msgpack.Decoder(_ChangeWire)
+    _result_decoder = msgspec.msgpack.Decoder(_QueryResultWire)
+    _decode_any = msgspec.msgpack.Decoder().decode
+
+    def dump_document(self, document: Any) -> bytes:
+        _require_encodable(document, "the document")
+        return self._encode(document)
+
+    def load_document(self, data: bytes) -> Any:
+        if len(data) > MAX_PAYLOAD_SIZE:
+            raise _too_large(len(data))
+        try:
+            document = self._decode_any(data)
+        except RecursionError:
+            raise PluginProtocolError(
+                f"invalid {MSGPACK_FORMAT} payload: nested too deeply"
+            ) from None
+        except Exception as exc:  # malformed data, unhashable map keys, ...
             raise PluginProtocolError(f"invalid {MSGPACK_FORMAT} payload: {exc!r}") from None
         try:
             if _is_json_value(document):
@@ -522,30 +784,22 @@ class MsgpackCodec(PayloadCodec):
             error = None
         raise error or PluginProtocolError(f"invalid {MSGPACK_FORMAT} payload: nested too deeply")
 
-    def dump_document(self, document: Any) -> bytes:
-        data: bytes = self._packb(document, use_bin_type=True)
-        return data
-
 
 _JSON_CODEC: Final = JsonCodec()
-_msgpack_codec: MsgpackCodec | None = None
+_MSGPACK_CODEC: Final = MsgpackCodec()
 
 
 def codec_for(media_type: str | None) -> PayloadCodec | None:
     """The codec for a plugin's payload format: None for None (an
     opaque-payload plugin); :class:`PayloadFormatError` for a format this host
-    does not support, or MessagePack without the msgpack package.  Media
-    types compare case-insensitively."""
-    global _msgpack_codec
+    does not support.  Media types compare case-insensitively."""
     if media_type is None:
         return None
     name = media_type.strip().lower()
     if name == JSON_FORMAT:
         return _JSON_CODEC
     if name == MSGPACK_FORMAT:
-        if _msgpack_codec is None:
-            _msgpack_codec = MsgpackCodec()
-        return _msgpack_codec
+        return _MSGPACK_CODEC
     raise PayloadFormatError(
         f"unsupported payload format {media_type!r}; supported formats: "
         f"{', '.join(SUPPORTED_FORMATS)}"

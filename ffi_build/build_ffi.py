@@ -41,6 +41,7 @@ def make_builder() -> FFI:
     builder.cdef(header_cdef(HEADER.read_text(encoding="utf-8")))
     builder.cdef(host_h + "\nvoid *malloc(size_t);\nvoid free(void *);\n")
     builder.cdef(callbacks)
+    builder.cdef(header_cdef(_read("memstore.h")))
     builder.set_source(
         "drasi_host._ffi",
         "#define DRASI_HOST_BUILD 1\n"
@@ -50,8 +51,10 @@ def make_builder() -> FFI:
         + "\n"
         + forward
         + "\n"
-        + _read("host.c"),
-        include_dirs=[str(HEADER.parent)],
+        + _read("host.c")
+        + "\n"
+        + _read("memstore.c"),
+        include_dirs=[str(HEADER.parent), str(HERE)],
         extra_compile_args=["-std=c11", "-O2", "-pthread", "-D_POSIX_C_SOURCE=200809L"],
         extra_link_args=["-pthread"],
         libraries=["dl"] if sys.platform.startswith("linux") else [],

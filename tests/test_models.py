@@ -122,7 +122,7 @@ def test_element_is_frozen_and_hashable_despite_its_dict() -> None:
     assert a == b and hash(a) == hash(b)
     assert a != c  # properties take part in equality
     assert len({a, b, c}) == 2
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         a.labels = ()  # type: ignore[misc]
     change = SourceChange(ChangeOp.INSERT, a)
     assert hash(change) == hash(SourceChange(ChangeOp.INSERT, b))

@@ -10,7 +10,10 @@ through the same cases; SQLite also for durability and concurrency.
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,6 +36,7 @@ from drasi_host.bridges.state_store import (
     SqliteStateStore,
     StateStoreHandle,
     StateStoreVtableBuilder,
+    _in_marks,
 )
 from drasi_host.models import Credentials
 
@@ -40,10 +44,16 @@ OK = (0, None)
 ABSENT = (1, NOT_FOUND)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+class BridgedMemoryStore(MemoryStateStore):
+    """A subclass: the same table, but reached through the Python bridge."""
+
+
+@pytest.fixture(params=["memory", "bridged-memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryStateStore()
+    elif request.param == "bridged-memory":
+        yield BridgedMemoryStore()
     else:
         s = SqliteStateStore(tmp_path / "state.db")
         yield s
@@ -383,9 +393,11 @@ def test_not_a_provider_is_refused() -> None:
 # ---- lifetime: close, drop, late calls -----------------------------------------
 
 
-def test_late_calls_after_close_are_errors() -> None:
-    store = MemoryStateStore()
+@pytest.mark.parametrize("kind", [MemoryStateStore, BridgedMemoryStore])
+def test_late_calls_after_close_are_errors(kind: type[MemoryStateStore]) -> None:
+    store = kind()
     handle = StateStoreVtableBuilder.build(store)
+    assert handle.native == (kind is MemoryStateStore)
     c = Caller(handle.vtable)
     c.set("s", "k", b"v")
     assert handle.key in handles
@@ -403,28 +415,35 @@ def test_late_calls_after_close_are_errors() -> None:
     assert c.list_keys("s") == []
     assert c.sync() == (1, "state store is closed")
     c.drop()  # harmless
-    assert handles.late_calls > late_before
+    if not handle.native:  # the native vtable answers without the Python table
+        assert handles.late_calls > late_before
     assert store.get("s", "k") == b"v", "nothing reached the provider"
 
 
+@pytest.mark.parametrize("kind", [MemoryStateStore, BridgedMemoryStore])
 def test_drop_marks_only_and_a_second_drop_is_ignored(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, kind: type[MemoryStateStore]
 ) -> None:
-    store = MemoryStateStore()
-    with StateStoreVtableBuilder.build(store) as handle:
+    store = kind()
+    with (
+        caplog.at_level(logging.WARNING, logger="drasi_host.bridges"),
+        StateStoreVtableBuilder.build(store) as handle,
+    ):
         c = Caller(handle.vtable)
         assert not handle.dropped and handle.drop_calls == 0
         c.drop()
         assert handle.dropped and handle.drop_calls == 1 and not handle.closed
-        with caplog.at_level(logging.WARNING, logger="drasi_host.bridges"):
-            c.drop()
+        c.drop()
         assert handle.drop_calls == 2
-        assert any("drop_fn 2 times" in r.getMessage() for r in caplog.records)
         # the block stays host-owned and usable until close (a buggy plugin is served)
         assert handle.vtable.get_fn != ffi.NULL
         assert c.set("s", "k", b"v") == OK
         assert handle.calls_after_drop == 1
     assert handle.closed
+    # the native table counts in C; its warnings are logged when the handle closes
+    assert any("drop_fn 2 times" in r.getMessage() for r in caplog.records)
+    assert handle.drop_calls == 2 and handle.calls_after_drop == 1
+    assert store.get("s", "k") == b"v"
 
 
 def test_each_build_gets_fresh_state() -> None:
@@ -798,3 +817,58 @@ async def test_services_plugin_benchmark_mode(services_lib: Path, tmp_path: Path
             assert report["errors"] == []
             assert store.key_count("svc-ops") == 1000 + 1  # bench:0..999 and the report
             assert store.get("svc-ops", "bench:999") == b"2999"
+
+
+def test_sqlite_exclusive_locks_the_file_and_shared_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "lock.db"
+    with SqliteStateStore(path) as store:
+        store.set("s", "k", b"v")
+        other = sqlite3.connect(path, timeout=0.1)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("SELECT count(*) FROM drasi_state").fetchone()
+        other.close()
+    with SqliteStateStore(path, exclusive=False) as store:
+        store.set("s", "k2", b"w")
+        other = sqlite3.connect(path, timeout=5)
+        assert other.execute("SELECT count(*) FROM drasi_state").fetchone()[0] == 2
+        other.close()
+
+
+def test_sqlite_writes_survive_a_process_crash_and_sync_reaches_the_file(
+    tmp_path: Path,
+) -> None:
+    """Each write commits on its own (it survives the process dying without
+    closing anything); after ``sync()`` the main database file alone holds
+    everything (the WAL is checkpointed into it)."""
+    path = tmp_path / "crash.db"
+    script = (
+        "import os, sys\n"
+        "from drasi_host import SqliteStateStore\n"
+        "store = SqliteStateStore(sys.argv[1])\n"
+        "store.set('s', 'synced', b'1')\n"
+        "store.set_many('s', [('a', b'x'), ('b', b'')])\n"
+        "store.sync()\n"
+        "store.set('s', 'unsynced', b'2')\n"
+        "os._exit(0)  # no close, no checkpoint, no atexit\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(path, copy)  # the main file only, without the WAL
+    with SqliteStateStore(copy) as synced_only:
+        assert synced_only.get_many("s", ["synced", "a", "b"]) == {
+            "synced": b"1",
+            "a": b"x",
+            "b": b"",
+        }
+    with SqliteStateStore(path) as recovered:
+        assert recovered.list_keys("s") == ["a", "b", "synced", "unsynced"]
+        assert recovered.get("s", "unsynced") == b"2"
+
+
+def test_sqlite_get_many_pads_to_few_statement_texts(tmp_path: Path) -> None:
+    assert [_in_marks(n) for n in (1, 2, 3, 5, 8, 9, 500, 512)] == [1, 2, 4, 8, 8, 16, 512, 512]
+    with SqliteStateStore(tmp_path / "pad.db") as store:
+        store.set_many("s", [(f"k{i}", bytes([i % 256])) for i in range(600)])
+        for n in (1, 3, 7, 600):
+            wanted = [f"k{i}" for i in range(n)] + ["missing"]
+            assert store.get_many("s", wanted) == {f"k{i}": bytes([i % 256]) for i in range(n)}

@@ -20,7 +20,8 @@ H = TypeVar("H", bound="VtableHandle[Any]")
 
 
 class _DropCounter(Protocol):
-    drop_calls: int
+    @property
+    def drop_calls(self) -> int: ...
 
 
 class VtableHandle(Generic[P]):

@@ -127,97 +127,181 @@ class StateStoreProvider(Protocol):
 
 # ---------------------------------------------------------------- in memory
 
+_lib = _abi.lib
+_NULL = ffi.NULL
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def _native_error(err: CData, op: str) -> RuntimeError:
+    message = _abi.take_error_msg(err[0]) or "failed"
+    return RuntimeError(f"MemoryStateStore.{op}: {message}")
+
+
+class _KeyArray:
+    """A ``const FfiStr *`` array over UTF-8 copies of ``keys``, kept alive
+    as long as this object."""
+
+    __slots__ = ("array", "keep", "n")
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.n = len(keys)
+        self.keep = [ffi.from_buffer(_utf8(k)) for k in keys]
+        self.array = ffi.new("FfiStr[]", max(self.n, 1))
+        for i, buf in enumerate(self.keep):
+            self.array[i].ptr = buf
+            self.array[i].len = len(buf)
+
 
 class MemoryStateStore:
-    """A volatile :class:`StateStoreProvider`: a dict of dicts behind a lock.
+    """A volatile :class:`StateStoreProvider` kept in a native hash table.
 
-    Safe for concurrent calls from any number of threads.  ``list_keys``
-    returns the keys sorted.
+    The table lives in the compiled module (``ffi_build/memstore.c``) behind
+    one lock, so concurrent calls from any number of threads are safe.  When
+    :class:`StateStoreVtableBuilder` builds a vtable for exactly this class,
+    the vtable's functions are that C code: a plugin's calls never enter
+    Python.  The methods below read and write the same table, so a plugin's
+    writes are visible here and the other way round.  A subclass (which may
+    override methods) is bridged through Python like any other provider.
+    ``list_keys`` returns the keys sorted.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stores: dict[str, dict[str, bytes]] = {}
+        native = _lib.dh_mem_new()
+        if native == _NULL:
+            raise MemoryError("MemoryStateStore: out of memory")
+        self._native: CData = ffi.gc(native, _lib.dh_mem_release)
 
     def get(self, store_id: str, key: str) -> bytes | None:
-        with self._lock:
-            store = self._stores.get(store_id)
-            return None if store is None else store.get(key)
+        sid = _utf8(store_id)
+        k = _utf8(key)
+        r = _lib.dh_mem_get(self._native, sid, len(sid), k, len(k))
+        if r.error_code:
+            message = _abi.take_error_msg(r.error_msg)
+            raise RuntimeError(f"MemoryStateStore.get: {message}")
+        if not r.found:
+            return None
+        n = r.len
+        if not n:
+            return b""
+        value: bytes = ffi.unpack(ffi.cast("char *", r.data), n)
+        _lib.free(r.data)
+        return value
 
     def set(self, store_id: str, key: str, value: bytes) -> None:
-        value = bytes(value)
-        with self._lock:
-            store = self._stores.get(store_id)
-            if store is None:
-                store = self._stores[store_id] = {}
-            store[key] = value
+        sid = _utf8(store_id)
+        k = _utf8(key)
+        data = ffi.from_buffer("uint8_t[]", value)
+        err = ffi.new("char **")
+        if _lib.dh_mem_set(self._native, sid, len(sid), k, len(k), data, len(data), err) < 0:
+            raise _native_error(err, "set")
 
     def delete(self, store_id: str, key: str) -> bool:
-        with self._lock:
-            store = self._stores.get(store_id)
-            if store is None or key not in store:
-                return False
-            del store[key]
-            if not store:
-                del self._stores[store_id]
-            return True
+        sid = _utf8(store_id)
+        k = _utf8(key)
+        err = ffi.new("char **")
+        removed = _lib.dh_mem_delete(self._native, sid, len(sid), k, len(k), err)
+        if removed < 0:
+            raise _native_error(err, "delete")
+        return bool(removed)
 
     def contains_key(self, store_id: str, key: str) -> bool:
-        with self._lock:
-            store = self._stores.get(store_id)
-            return store is not None and key in store
+        sid = _utf8(store_id)
+        k = _utf8(key)
+        err = ffi.new("char **")
+        found = _lib.dh_mem_contains(self._native, sid, len(sid), k, len(k), err)
+        if found < 0:
+            raise _native_error(err, "contains_key")
+        return bool(found)
 
     def get_many(self, store_id: str, keys: Sequence[str]) -> dict[str, bytes]:
-        with self._lock:
-            store = self._stores.get(store_id)
-            if store is None:
-                return {}
-            return {k: store[k] for k in keys if k in store}
+        keys = list(keys)
+        if not keys:
+            return {}
+        sid = _utf8(store_id)
+        names = _KeyArray(keys)
+        out = ffi.new("FfiGetResult[]", names.n)
+        err = ffi.new("char **")
+        if _lib.dh_mem_get_many(self._native, sid, len(sid), names.array, names.n, out, err):
+            raise _native_error(err, "get_many")
+        found: dict[str, bytes] = {}
+        for i, key in enumerate(keys):
+            r = out[i]
+            if not r.found:
+                continue
+            if r.len:
+                found[key] = ffi.unpack(ffi.cast("char *", r.data), r.len)
+                _lib.free(r.data)
+            else:
+                found[key] = b""
+        return found
 
     def set_many(self, store_id: str, items: Sequence[tuple[str, bytes]]) -> None:
-        copied = [(key, bytes(value)) for key, value in items]
-        if not copied:
+        items = list(items)
+        if not items:
             return
-        with self._lock:
-            store = self._stores.get(store_id)
-            if store is None:
-                store = self._stores[store_id] = {}
-            store.update(copied)
+        sid = _utf8(store_id)
+        names = _KeyArray([key for key, _ in items])
+        data = [ffi.from_buffer("uint8_t[]", value) for _, value in items]
+        values = ffi.new("uint8_t *[]", data)
+        lens = ffi.new("size_t[]", [len(d) for d in data])
+        err = ffi.new("char **")
+        if _lib.dh_mem_set_many(
+            self._native, sid, len(sid), names.array, values, lens, names.n, _SIZE_MAX, err
+        ):
+            raise _native_error(err, "set_many")
 
     def delete_many(self, store_id: str, keys: Sequence[str]) -> int:
-        with self._lock:
-            store = self._stores.get(store_id)
-            if store is None:
-                return 0
-            removed = 0
-            for key in keys:
-                if store.pop(key, None) is not None:
-                    removed += 1
-            if not store:
-                del self._stores[store_id]
-            return removed
+        keys = list(keys)
+        if not keys:
+            return 0
+        sid = _utf8(store_id)
+        names = _KeyArray(keys)
+        err = ffi.new("char **")
+        removed = _lib.dh_mem_delete_many(self._native, sid, len(sid), names.array, names.n, err)
+        if removed < 0:
+            raise _native_error(err, "delete_many")
+        return int(removed)
 
     def clear_store(self, store_id: str) -> int:
-        with self._lock:
-            store = self._stores.pop(store_id, None)
-            return 0 if store is None else len(store)
+        sid = _utf8(store_id)
+        err = ffi.new("char **")
+        removed = _lib.dh_mem_clear_store(self._native, sid, len(sid), err)
+        if removed < 0:
+            raise _native_error(err, "clear_store")
+        return int(removed)
 
     def list_keys(self, store_id: str) -> list[str]:
-        with self._lock:
-            store = self._stores.get(store_id)
-            return [] if store is None else sorted(store)
+        sid = _utf8(store_id)
+        err = ffi.new("char **")
+        array = _lib.dh_mem_list_keys(self._native, sid, len(sid), err)
+        if err[0] != _NULL:
+            raise _native_error(err, "list_keys")
+        return _abi.take_string_array(array, "list_keys")
 
     def store_exists(self, store_id: str) -> bool:
-        with self._lock:
-            return store_id in self._stores
+        sid = _utf8(store_id)
+        err = ffi.new("char **")
+        exists = _lib.dh_mem_store_exists(self._native, sid, len(sid), err)
+        if exists < 0:
+            raise _native_error(err, "store_exists")
+        return bool(exists)
 
     def key_count(self, store_id: str) -> int:
-        with self._lock:
-            store = self._stores.get(store_id)
-            return 0 if store is None else len(store)
+        sid = _utf8(store_id)
+        err = ffi.new("char **")
+        count = _lib.dh_mem_key_count(self._native, sid, len(sid), err)
+        if count < 0:
+            raise _native_error(err, "key_count")
+        return int(count)
 
     def sync(self) -> None:
         return None
+
+
+_SIZE_MAX = 2 ** (8 * ffi.sizeof("size_t")) - 1
 
 
 # ------------------------------------------------------------------- SQLite
@@ -230,8 +314,26 @@ CREATE TABLE IF NOT EXISTS drasi_state (
     PRIMARY KEY (store_id, key)
 ) WITHOUT ROWID
 """
+#: Pages written to the WAL between automatic checkpoints (SQLite's default
+#: is 1000; each checkpoint flushes the disk, so fewer of them cost less).
+WAL_CHECKPOINT_PAGES = 4000
 #: Keys per ``IN (...)`` query (below SQLite's oldest host-parameter limit, 999).
-_CHUNK = 500
+_CHUNK = 512
+#: Create or replace a key.  An upsert updates the row in place; ``INSERT OR
+#: REPLACE`` deletes and re-inserts it, which writes about three times as much
+#: (measured: 13 vs 4 us per single-key transaction).
+_UPSERT = (
+    "INSERT INTO drasi_state (store_id, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (store_id, key) DO UPDATE SET value = excluded.value"
+)
+
+
+def _in_marks(n: int) -> int:
+    """How many ``?`` to put in an ``IN (...)`` list for ``n`` keys: the next
+    power of two (the list is padded by repeating a key), so that a handful of
+    statement texts stay in the connection's statement cache instead of one
+    per batch size evicting the single-key statements."""
+    return 1 << (n - 1).bit_length()
 
 
 class SqliteStateStore:
@@ -249,17 +351,35 @@ class SqliteStateStore:
     survives a power loss; ``"FULL"`` makes every commit durable at once, at
     the cost of one disk flush per write.  ``list_keys`` returns the keys
     sorted.  Call :meth:`close` (or use ``with``) when done.
+
+    With ``exclusive=True`` (the default) the file is locked for this store
+    while it is open: SQLite then keeps the WAL index in process memory
+    instead of a shared-memory file and takes no file locks per transaction,
+    which roughly halves the cost of a single-key write; no other connection
+    or process can open the file meanwhile.  ``exclusive=False`` shares it.
+    The WAL is checkpointed automatically every :data:`WAL_CHECKPOINT_PAGES`
+    pages (each automatic checkpoint flushes to disk; :meth:`sync` always
+    checkpoints and flushes everything at once).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        exclusive: bool = True,
+    ) -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
+            if exclusive:  # before the first WAL access, so no shared memory is used
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute(_SCHEMA)
         except BaseException:
@@ -322,10 +442,7 @@ class SqliteStateStore:
 
     def set(self, store_id: str, key: str, value: bytes) -> None:
         with self._lock:
-            self._db().execute(
-                "INSERT OR REPLACE INTO drasi_state (store_id, key, value) VALUES (?, ?, ?)",
-                (store_id, key, bytes(value)),
-            )
+            self._db().execute(_UPSERT, (store_id, key, bytes(value)))
 
     def delete(self, store_id: str, key: str) -> bool:
         with self._lock:
@@ -352,6 +469,8 @@ class SqliteStateStore:
             db = self._db()
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
+                padding = _in_marks(len(chunk)) - len(chunk)
+                chunk += chunk[-1:] * padding
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
                     f"SELECT key, value FROM drasi_state WHERE store_id = ? AND key IN ({marks})",
@@ -363,9 +482,7 @@ class SqliteStateStore:
     def set_many(self, store_id: str, items: Sequence[tuple[str, bytes]]) -> None:
         rows = [(store_id, key, bytes(value)) for key, value in items]
         if rows:
-            self._write_many(
-                "INSERT OR REPLACE INTO drasi_state (store_id, key, value) VALUES (?, ?, ?)", rows
-            )
+            self._write_many(_UPSERT, rows)
 
     def delete_many(self, store_id: str, keys: Sequence[str]) -> int:
         rows = [(store_id, key) for key in keys]
@@ -481,6 +598,52 @@ class _Bridge:
         self.calls_after_drop = 0
 
 
+class _NativeBinding:
+    """What the handle table holds for a vtable that reaches a
+    :class:`MemoryStateStore`'s native table directly: the C binding of the
+    same key, its drop bookkeeping (kept in C while bound) and its release."""
+
+    __slots__ = ("_counts", "_final", "key", "store")
+
+    def __init__(self, store: MemoryStateStore, max_value_len: int) -> None:
+        self.store = store  # keeps the Python owner (and so the table) alive
+        self.key = handles.add(self)
+        if _lib.dh_mem_bind(self.key, store._native, max_value_len) != 0:
+            handles.remove(self.key)
+            raise MemoryError("state store: cannot bind the native table")
+        self._counts = ffi.new("int64_t[2]")
+        self._final: tuple[int, int] | None = None
+
+    def counts(self) -> tuple[int, int]:
+        """(drop_fn calls, calls after the first drop_fn)."""
+        if self._final is not None:
+            return self._final
+        counts = self._counts
+        if _lib.dh_mem_binding_counts(self.key, counts, counts + 1) != 0:
+            return (0, 0)
+        return int(counts[0]), int(counts[1])
+
+    @property
+    def drop_calls(self) -> int:
+        return self.counts()[0]
+
+    @property
+    def calls_after_drop(self) -> int:
+        return self.counts()[1]
+
+    def release(self) -> None:
+        """Unbind (later calls through the vtable answer "state store is
+        closed") and log what the plugin got wrong, as the Python bridge
+        does when it happens."""
+        drops, late = self._final = self.counts()
+        _lib.dh_mem_unbind(self.key)
+        handles.remove(self.key)
+        if drops > 1:
+            log.warning("a plugin called the state store drop_fn %d times", drops)
+        if late:
+            log.warning("a plugin used its state store after calling drop_fn")
+
+
 class StateStoreHandle(VtableHandle[StateStoreProvider]):
     """A built ``StateStoreVtable`` and what keeps it working.
 
@@ -490,19 +653,41 @@ class StateStoreHandle(VtableHandle[StateStoreProvider]):
     component's own ``drop_fn`` has returned) unregisters the provider, and
     from then on every call through the vtable is answered with an error.
     Closing is idempotent and also happens when the handle is collected.
+
+    For a provider that is exactly a :class:`MemoryStateStore` the vtable's
+    functions are the native table's own (``native`` is True): no call
+    enters Python.  Every other provider, subclasses included, is called
+    through the Python bridge.
     """
 
     def __init__(self, provider: StateStoreProvider, max_value_len: int) -> None:
-        self._bridge = _Bridge(provider, max_value_len)
-        key = handles.add(self._bridge)
+        if type(provider) is MemoryStateStore:
+            native = _NativeBinding(provider, max_value_len)
+            self._bridge: _Bridge | _NativeBinding = native
+            super().__init__(
+                provider,
+                native,
+                native.key,
+                "StateStoreVtable",
+                _lib.dh_mem_vtable_init,
+                native.release,
+            )
+            return
+        bridge = self._bridge = _Bridge(provider, max_value_len)
+        key = handles.add(bridge)
         super().__init__(
             provider,
-            self._bridge,
+            bridge,
             key,
             "StateStoreVtable",
-            _abi.lib.dh_state_store_vtable_init,
+            _lib.dh_state_store_vtable_init,
             functools.partial(handles.remove, key),
         )
+
+    @property
+    def native(self) -> bool:
+        """Whether the plugin's calls reach a native table without Python."""
+        return type(self._bridge) is _NativeBinding
 
     @property
     def calls_after_drop(self) -> int:
@@ -529,15 +714,19 @@ class StateStoreVtableBuilder:
 # ------------------------------------------------- extern "Python" functions
 
 
-_ctx_key = _abi.ctx_key
 _read_str = _abi.read_str
 _lookup = handles.get
+_cast = ffi.cast
+_UINTPTR = ffi.typeof("uintptr_t")
+_found_copy = _lib.dh_get_found_copy
 #: The success result; returning it hands C a copy (never mutated here).
 _OK = _abi.ok_result()
+#: "Not found" (no allocation inside, so handing C copies of it is safe).
+_NOT_FOUND = _abi.get_not_found()
 
 
 def _bridge(state: CData) -> _Bridge:
-    bridge = _lookup(_ctx_key(state))
+    bridge = _lookup(int(_cast(_UINTPTR, state)))
     if type(bridge) is not _Bridge:
         raise BridgeError(_CLOSED)
     if bridge.drop_calls:
@@ -601,21 +790,28 @@ def _drop_error(exc: BaseException) -> None:
 @ffi.def_extern(name="dh_py_ss_get")  # type: ignore[untyped-decorator]
 @c_callback(_get_error)
 def _ss_get(state: CData, store_id: CData, key: CData) -> CData:
-    # the hot path: helpers inlined
-    value = _bridge(state).get(
-        _read_str(store_id, "state store id"), _read_str(key, "state store key")
-    )
+    # the hot path: helpers inlined, the answer built by one C call
+    bridge = _lookup(int(_cast(_UINTPTR, state)))
+    if type(bridge) is not _Bridge:
+        raise BridgeError(_CLOSED)
+    if bridge.drop_calls:
+        _note_call_after_drop(bridge)
+    value = bridge.get(_read_str(store_id, "state store id"), _read_str(key, "state store key"))
     if value is None:
-        return _abi.get_not_found()
+        return _NOT_FOUND
     if type(value) is not bytes:
         value = _as_bytes(value, "get")
-    return _abi.get_found(value)
+    return _found_copy(value, len(value))
 
 
 @ffi.def_extern(name="dh_py_ss_set")  # type: ignore[untyped-decorator]
 @c_callback(_result_error)
 def _ss_set(state: CData, store_id: CData, key: CData, value: CData, value_len: int) -> CData:
-    bridge = _bridge(state)
+    bridge = _lookup(int(_cast(_UINTPTR, state)))
+    if type(bridge) is not _Bridge:
+        raise BridgeError(_CLOSED)
+    if bridge.drop_calls:
+        _note_call_after_drop(bridge)
     data = _abi.read_bytes(value, value_len, "state store value", bridge.max_value_len)
     bridge.set(_read_str(store_id, "state store id"), _read_str(key, "state store key"), data)
     return _OK
