@@ -50,7 +50,17 @@ DIFF_TYPES: tuple[str, ...] = ("ADD", "DELETE", "UPDATE", "aggregation", "noop")
 # --------------------------------------------------------------------- enums
 
 
-class ComponentStatus(enum.IntEnum):
+class _NamedIntEnum(enum.IntEnum):
+    """An ``IntEnum`` that prints as its name (``str``, ``format``): ``RUNNING``, not ``2``."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
+
+class ComponentStatus(_NamedIntEnum):
     """``FfiComponentStatus``."""
 
     STOPPED = 0
@@ -61,14 +71,14 @@ class ComponentStatus(enum.IntEnum):
     ERROR = 5
 
 
-class DispatchMode(enum.IntEnum):
+class DispatchMode(_NamedIntEnum):
     """``FfiDispatchMode``."""
 
     BROADCAST = 0
     CHANNEL = 1
 
 
-class ChangeOp(enum.IntEnum):
+class ChangeOp(_NamedIntEnum):
     """``FfiChangeOp``; ``.wire`` is the name used in payload documents."""
 
     INSERT = 0
@@ -102,7 +112,7 @@ _OP_TO_WIRE: dict[ChangeOp, str] = {
 OP_FROM_WIRE: dict[str, ChangeOp] = {name: op for op, name in _OP_TO_WIRE.items()}
 
 
-class LogLevel(enum.IntEnum):
+class LogLevel(_NamedIntEnum):
     """``FfiLogLevel``."""
 
     ERROR = 0
@@ -125,7 +135,7 @@ _LOGGING_LEVELS: dict[LogLevel, int] = {
 }
 
 
-class LifecycleEventType(enum.IntEnum):
+class LifecycleEventType(_NamedIntEnum):
     """``FfiLifecycleEventType``."""
 
     STARTING = 0
@@ -148,7 +158,7 @@ _LIFECYCLE_STATUS: dict[LifecycleEventType, ComponentStatus] = {
 }
 
 
-class CredentialKind(enum.IntEnum):
+class CredentialKind(_NamedIntEnum):
     """``FfiCredentialType``."""
 
     USERNAME_PASSWORD = 0
