@@ -80,7 +80,8 @@ def _compiler_words() -> list[str]:
 
 def demo_cache_dir(builder: Any, compiler: list[str]) -> Path:
     """Where the demo plugins built from these sources with this compiler live:
-    ``$XDG_CACHE_HOME/drasi-host/demo-plugins/<hash>`` (``~/.cache`` by default)."""
+    ``$XDG_CACHE_HOME/drasi-host/demo-plugins/<hash>`` (``~/.cache`` by default);
+    ``demo-plugins/latest`` points at the one the last demo used."""
     digest = hashlib.sha256()
     digest.update(repr((compiler, builder.BASE_FLAGS)).encode())
     files = {builder.ABI_HEADER, *builder.HERE.glob("*.h")}
@@ -107,6 +108,18 @@ def build_demo_plugins(out_dir: Path | None = None) -> dict[str, Path]:
     except builder.FixtureBuildError as exc:
         raise DrasiHostError(f"building the demo plugins failed: {exc}") from exc
     return built
+
+
+def _point_latest(cache: Path) -> None:
+    """Make ``demo-plugins/latest`` point at ``cache`` (the last build used)."""
+    link = cache.parent / "latest"
+    tmp = cache.parent / f".latest.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(cache.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # no symbolic links here: the hashed path still works
+        tmp.unlink(missing_ok=True)
 
 
 def _find(plugin_dir: Path, stem: str) -> Path:
@@ -228,6 +241,7 @@ def run_demo(events: int = 1000, plugin_dir: Path | None = None, quiet: bool = F
         else:
             say(f"building the demo plugins with {compiler[0]} into {cache} ...")
             built = build_demo_plugins(cache)
+        _point_latest(cache)
         source_lib, reaction_lib = built["source"], built["reaction"]
     else:
         source_lib = _find(plugin_dir, "libdrasi_source_fixture")
