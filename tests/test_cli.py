@@ -29,13 +29,15 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, timeout: float = 60, cwd: Path = PACKAGE_ROOT, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "drasi_host", *args],
         capture_output=True,
         text=True,
         env=_env(**env),
-        cwd=PACKAGE_ROOT,  # `-m` puts the working directory first on sys.path
+        cwd=cwd,  # `-m` puts the working directory first on sys.path
         timeout=timeout,
         check=False,
     )
@@ -325,19 +327,20 @@ def _without_registry_extra(tmp_path: Path) -> str:
 @pytest.mark.parametrize("command", ["pull", "verify", "search"])
 def test_registry_commands_without_the_extra(tmp_path: Path, command: str) -> None:
     path = _without_registry_extra(tmp_path)
-    listing = run("--help", PYTHONPATH=path)
+    # Run from tmp_path: from site-packages, `-m` would find the real httpx first.
+    listing = run("--help", cwd=tmp_path, PYTHONPATH=path)
     assert listing.returncode == 0
     text = " ".join(listing.stdout.split())  # help is wrapped to the terminal width
     assert f"{command} " in text and "(needs the registry extra)" in text
-    helped = run(command, "--help", PYTHONPATH=path)
+    helped = run(command, "--help", cwd=tmp_path, PYTHONPATH=path)
     assert helped.returncode == 0, helped.stderr
     assert f"usage: drasi-host {command}" in helped.stdout
     assert "pip install 'drasi-host[registry]'" in " ".join(helped.stdout.split())
     for args in ((command,), (command, "source/x:1.0", "--dest", str(tmp_path))):
-        proc = run(*args, PYTHONPATH=path)
+        proc = run(*args, cwd=tmp_path, PYTHONPATH=path)
         assert_one_line_error(proc, "pip install 'drasi-host[registry]'", "httpx")
     # Other commands still reject what they do not know.
-    assert run("inspect", str(tmp_path), "--bogus", PYTHONPATH=path).returncode == 2
+    assert run("inspect", str(tmp_path), "--bogus", cwd=tmp_path, PYTHONPATH=path).returncode == 2
 
 
 def test_pull_help_with_the_extra() -> None:
