@@ -401,10 +401,13 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
             held, self._held = self._held or [], None
         finally:
             self.release()
-        quoted = str(error) if error is not None else ""
+        text = str(error) if error is not None else ""
+        plugin_message = getattr(error, "plugin_message", None) or ""
         for record in held:
-            if not (quoted and record.getMessage() in quoted):
-                self.handle(record)
+            message = record.getMessage()
+            if text and (message in text or (plugin_message and plugin_message in message)):
+                continue  # the error line says it
+            self.handle(record)
 
 
 _handler: _StderrHandler | None = None

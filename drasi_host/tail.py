@@ -135,6 +135,37 @@ def _writer(stream: TextIO, as_json: bool) -> Callable[[SourceEventWrapper], Non
     return write
 
 
+async def _stream(
+    source: Any,
+    settings: SubscriptionSettings,
+    instance_id: str,
+    count: int | None,
+    write: Callable[[SourceEventWrapper], None],
+    on_ready: Callable[[], None],
+) -> None:
+    """Initialise, start and subscribe ``source``, then write its events."""
+    await source.initialize(
+        SourceRuntimeContext(instance_id, settings.source_id, state_store=MemoryStateStore())
+    )
+    await source.start()
+    response = await source.subscribe(settings)
+    on_ready()
+    printed = 0
+    try:
+        receivers: list[Any] = [response.bootstrap_receiver, response.receiver]
+        for receiver in receivers:
+            if receiver is None or (count is not None and printed >= count):
+                continue
+            async for event in receiver:
+                write(event)
+                printed += 1
+                if count is not None and printed >= count:
+                    break
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+
+
 async def _tail(
     path: Path,
     kind: str,
@@ -147,7 +178,7 @@ async def _tail(
     callbacks = CallbackContext(instance_id="drasi-host-tail")
     plugin, factory = _open_source_plugin(path, kind, callbacks)
     interrupted = False
-    printed = 0
+    failure: Exception | None = None
     try:
         source = await factory.create_source(settings.source_id, config)
         try:
@@ -162,38 +193,22 @@ async def _tail(
                             return
 
                 tg.start_soon(watch_signals)
-                await source.initialize(
-                    SourceRuntimeContext(
-                        callbacks.instance_id, settings.source_id, state_store=MemoryStateStore()
-                    )
-                )
-                await source.start()
-                response = await source.subscribe(settings)
-                on_ready()
                 try:
-                    receivers: list[Any] = [response.bootstrap_receiver, response.receiver]
-                    for receiver in receivers:
-                        if receiver is None or (count is not None and printed >= count):
-                            continue
-                        async for event in receiver:
-                            write(event)
-                            printed += 1
-                            if count is not None and printed >= count:
-                                break
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await response.aclose()
+                    await _stream(source, settings, callbacks.instance_id, count, write, on_ready)
+                except Exception as exc:  # re-raised below as it is, not in a group
+                    failure = exc
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 try:
                     await source.stop()
-                except DrasiHostError as exc:  # already stopped or failed: say so, go on
+                except DrasiHostError as exc:  # already stopped or failed: go on
                     _log.debug("stopping the source: %s", exc)
                 await source.aclose()
     finally:
         plugin.close()
-    _log.debug("%d events printed", printed)
+    if failure is not None:
+        raise failure
     return EXIT_INTERRUPTED if interrupted else 0
 
 

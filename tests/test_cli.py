@@ -207,7 +207,9 @@ def test_tail_stops_cleanly_on_a_signal(source_lib: Path, signum: int) -> None:
     assert all(line.split()[0] in ("insert", "update", "delete") for line in out.splitlines())
 
 
-def test_tail_errors_are_one_line(source_lib: Path, tmp_path: Path) -> None:
+def test_tail_errors_are_one_line(
+    source_lib: Path, fixture_plugins: dict[str, Path], tmp_path: Path
+) -> None:
     lib = str(source_lib)
     assert_one_line_error(
         run("tail", lib, "--kind", "nope"), "no source factory of kind 'nope'", "fixture"
@@ -225,6 +227,20 @@ def test_tail_errors_are_one_line(source_lib: Path, tmp_path: Path) -> None:
     # The plugin refuses the configuration: its reason is in the one line.
     refused = run("tail", lib, "--kind", "fixture", "--config", '{"event_count": "many"}')
     assert_one_line_error(refused, "event_count")
+    # The plugin refuses to start: one line, the plugin's reason quoted once.
+    failed = run("tail", lib, "--kind", "fixture", "--config", '{"fail_start": true}')
+    assert_one_line_error(failed, "start refused: fail_start is set")
+    assert "ExceptionGroup" not in failed.stderr
+    # A plugin sending undecodable payloads: the typed error, not a task-group wrapper.
+    hostile = run(
+        "tail",
+        str(fixture_plugins["hostile"]),
+        "--kind",
+        "hostile",
+        "--config",
+        '{"mode": "bad_json"}',
+    )
+    assert_one_line_error(hostile, "undecodable application/json change payload")
     # --debug adds the traceback.
     debug = run("tail", lib, "--kind", "nope", "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
