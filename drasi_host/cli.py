@@ -216,7 +216,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if not files:
         raise ConfigurationError(f"{args.path}: no plugin libraries in this directory")
     types = [args.type] if args.type else list(_FACTORY_LISTS)
-    matches: list[tuple[str, Path, dict[str, Any], str]] = []
+    matches: list[tuple[str, Path, dict[str, Any]]] = []
     kinds: set[str] = set()
     for file in files:
         with load_plugin(file, callbacks) as plugin:
@@ -224,33 +224,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
                 for factory in getattr(plugin, _FACTORY_LISTS[component_type]):
                     kinds.add(f"{component_type} {factory.kind}")
                     if factory.kind == args.kind:
-                        matches.append(
-                            (
-                                component_type,
-                                file,
-                                factory.config_schema_json(),
-                                factory.config_schema_name,
-                            )
-                        )
+                        matches.append((component_type, file, factory.config_schema_json()))
     if not matches:
         raise ConfigurationError(
             f"{args.path}: no factory of kind {args.kind!r} "
             f"(found: {', '.join(sorted(kinds)) or 'none'})"
         )
     if len(matches) > 1:
-        where = ", ".join(f"{t} in {f.name}" for t, f, _, _ in matches)
+        where = ", ".join(f"{t} in {f.name}" for t, f, _ in matches)
         raise ConfigurationError(
             f"kind {args.kind!r} is offered more than once ({where}); "
             "choose one with --type or a single library"
         )
-    _, _, schema, name = matches[0]
-    if args.json:
-        json.dump(schema, sys.stdout, indent=2)
-        print()
-    else:
-        print(f"# {name}")
-        json.dump(schema, sys.stdout, indent=2)
-        print()
+    json.dump(matches[0][2], sys.stdout, indent=2)
+    print()
     return 0
 
 
@@ -314,7 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="LIB_OR_DIR", help="a plugin library or a directory of them")
     p.add_argument("--kind", required=True, help="the factory kind")
     p.add_argument("--type", choices=sorted(_FACTORY_LISTS), default=None, help="the factory type")
-    p.add_argument("--json", action="store_true", help="only the schema, no name line")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser(
