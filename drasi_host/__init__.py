@@ -5,6 +5,8 @@ speaking the plugin C ABI), validate and initialise them, and drive them as
 async Python objects.  Registry support lives in :mod:`drasi_host.registry`.
 """
 
+import logging as _logging
+
 from .bridges.identity import (
     IdentityProvider,
     IdentityProviderVtableBuilder,
@@ -82,7 +84,12 @@ from .proxies.reaction import ReactionProxy
 from .proxies.receivers import BootstrapReceiverProxy, ChangeReceiverProxy
 from .proxies.source import SourceProxy, SubscriptionResponse
 
+#: The package version (the one place it is written; the build reads it here).
 __version__ = "0.1.0"
+
+# A library leaves output to the application: without its own logging setup,
+# nothing of the package's loggers reaches Python's last-resort stderr handler.
+_logging.getLogger("drasi_host").addHandler(_logging.NullHandler())
 
 
 def get_include() -> str:

@@ -1,17 +1,22 @@
 """``drasi-host demo``: a source plugin → Python → reaction plugin pipeline.
 
 The demo plugins are the C example plugins of this project (the source and
-reaction of ``plugins_fixture/``).  A wheel carries their sources; the demo
-compiles them with the machine's C compiler into a cache directory (once),
-unless ``--plugins DIR`` names prebuilt ones.  The reaction keeps what it
-receives in a SQLite state store in a temporary directory; at the end the
-demo compares what the reaction recorded with what Python sent.
+reaction of ``plugins_fixture/``).  A wheel carries their sources; unless
+``--plugins DIR`` names prebuilt ones, the demo compiles them with the
+machine's C compiler (``$CC``, else ``cc``) into a cache directory named after
+a hash of the sources and the compiler command, so a build is reused only
+for exactly the same input.  The reaction keeps what it receives in a SQLite
+state store in a temporary directory; at the end the demo compares what the
+reaction recorded with what Python sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +28,7 @@ from typing import Any
 import anyio
 
 from .bridges.state_store import SqliteStateStore
+from .errors import ConfigurationError, DrasiHostError
 from .loader import load_plugin
 from .logs import CallbackContext
 from .models import (
@@ -34,9 +40,13 @@ from .models import (
     SubscriptionSettings,
 )
 
-__all__ = ["build_demo_plugins", "run_demo"]
+__all__ = ["DEMO_FIXTURES", "build_demo_plugins", "demo_cache_dir", "run_demo"]
 
 _PKG = Path(__file__).resolve().parent
+
+
+#: The fixtures of ``plugins_fixture/build.py`` the demo builds.
+DEMO_FIXTURES = ("source", "reaction")
 
 
 def _builder() -> Any:
@@ -51,28 +61,75 @@ def _builder() -> Any:
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
             return module
-    raise FileNotFoundError("the demo plugin sources are not installed; pass --plugins DIR")
+    raise DrasiHostError(
+        "the demo plugin sources are not installed with this package; "
+        "pass --plugins DIR with prebuilt demo plugins"
+    )
 
 
-def _cache_dir() -> Path:
+def _compiler_words() -> list[str]:
+    words = shlex.split(os.environ.get("CC") or "cc")
+    if not words or shutil.which(words[0]) is None:
+        name = words[0] if words else "$CC"
+        raise DrasiHostError(
+            f"no C compiler found ({name!r}): the demo compiles its plugins from C sources; "
+            "install one (e.g. gcc) or set CC, or pass --plugins DIR with prebuilt demo plugins"
+        )
+    return words
+
+
+def demo_cache_dir(builder: Any, compiler: list[str]) -> Path:
+    """Where the demo plugins built from these sources with this compiler live:
+    ``$XDG_CACHE_HOME/drasi-host/demo-plugins/<hash>`` (``~/.cache`` by default);
+    ``demo-plugins/latest`` points at the one the last demo used."""
+    digest = hashlib.sha256()
+    digest.update(repr((compiler, builder.BASE_FLAGS)).encode())
+    files = {builder.ABI_HEADER, *builder.HERE.glob("*.h")}
+    for name in DEMO_FIXTURES:
+        fixture = builder.FIXTURES[name]
+        digest.update(repr((name, fixture.sources, fixture.defines, fixture.link)).encode())
+        files.update(builder.HERE / source for source in fixture.sources)
+    for path in sorted(files, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "drasi-host" / "demo-plugins"
+    return base / "drasi-host" / "demo-plugins" / digest.hexdigest()[:16]
 
 
 def build_demo_plugins(out_dir: Path | None = None) -> dict[str, Path]:
-    """Compile the demo source and reaction plugins (rebuilt only when needed)."""
-    built: dict[str, Path] = _builder().build_fixtures(
-        out_dir or _cache_dir(), only=["source", "reaction"]
-    )
+    """Compile the demo source and reaction plugins into ``out_dir`` (default:
+    the content-keyed cache directory, where existing builds are reused)."""
+    builder = _builder()
+    compiler = _compiler_words()
+    target = out_dir or demo_cache_dir(builder, compiler)
+    try:
+        built: dict[str, Path] = builder.build_fixtures(
+            target, cc=shlex.join(compiler), only=list(DEMO_FIXTURES)
+        )
+    except builder.FixtureBuildError as exc:
+        raise DrasiHostError(f"building the demo plugins failed: {exc}") from exc
     return built
 
 
+def _point_latest(cache: Path) -> None:
+    """Make ``demo-plugins/latest`` point at ``cache`` (the last build used)."""
+    link = cache.parent / "latest"
+    tmp = cache.parent / f".latest.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(cache.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:  # no symbolic links here: the hashed path still works
+        tmp.unlink(missing_ok=True)
+
+
 def _find(plugin_dir: Path, stem: str) -> Path:
+    if not plugin_dir.is_dir():
+        raise ConfigurationError(f"--plugins {plugin_dir}: not a directory")
     for suffix in (".so", ".dylib", ".dll"):
         path = plugin_dir / f"{stem}{suffix}"
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{plugin_dir} has no {stem}.so/.dylib")
+    raise ConfigurationError(f"--plugins {plugin_dir}: no {stem}.so/.dylib in this directory")
 
 
 async def _pipeline(source_lib: Path, reaction_lib: Path, events: int, say: Any) -> int:
@@ -174,8 +231,17 @@ def run_demo(events: int = 1000, plugin_dir: Path | None = None, quiet: bool = F
             print(text)
 
     if plugin_dir is None:
-        say("building the demo plugins with the C compiler (cached)...")
-        built = build_demo_plugins()
+        builder = _builder()
+        compiler = _compiler_words()
+        cache = demo_cache_dir(builder, compiler)
+        # The directory is keyed by the sources' content: what is there fits.
+        built = {n: cache / builder.output_name(n) for n in DEMO_FIXTURES}
+        if all(path.is_file() for path in built.values()):
+            say(f"using the demo plugins built before in {cache}")
+        else:
+            say(f"building the demo plugins with {compiler[0]} into {cache} ...")
+            built = build_demo_plugins(cache)
+        _point_latest(cache)
         source_lib, reaction_lib = built["source"], built["reaction"]
     else:
         source_lib = _find(plugin_dir, "libdrasi_source_fixture")

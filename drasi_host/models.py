@@ -60,7 +60,17 @@ U64_MAX = 2**64 - 1
 # --------------------------------------------------------------------- enums
 
 
-class ComponentStatus(enum.IntEnum):
+class _NamedIntEnum(enum.IntEnum):
+    """An ``IntEnum`` that prints as its name (``str``, ``format``): ``RUNNING``, not ``2``."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
+
+
+class ComponentStatus(_NamedIntEnum):
     """``FfiComponentStatus``."""
 
     STOPPED = 0
@@ -71,14 +81,14 @@ class ComponentStatus(enum.IntEnum):
     ERROR = 5
 
 
-class DispatchMode(enum.IntEnum):
+class DispatchMode(_NamedIntEnum):
     """``FfiDispatchMode``."""
 
     BROADCAST = 0
     CHANNEL = 1
 
 
-class ChangeOp(enum.IntEnum):
+class ChangeOp(_NamedIntEnum):
     """``FfiChangeOp``; ``.wire`` is the name used in payload documents."""
 
     INSERT = 0
@@ -112,7 +122,7 @@ _OP_TO_WIRE: dict[ChangeOp, str] = {
 OP_FROM_WIRE: dict[str, ChangeOp] = {name: op for op, name in _OP_TO_WIRE.items()}
 
 
-class LogLevel(enum.IntEnum):
+class LogLevel(_NamedIntEnum):
     """``FfiLogLevel``."""
 
     ERROR = 0
@@ -135,7 +145,7 @@ _LOGGING_LEVELS: dict[LogLevel, int] = {
 }
 
 
-class LifecycleEventType(enum.IntEnum):
+class LifecycleEventType(_NamedIntEnum):
     """``FfiLifecycleEventType``."""
 
     STARTING = 0
@@ -158,7 +168,7 @@ _LIFECYCLE_STATUS: dict[LifecycleEventType, ComponentStatus] = {
 }
 
 
-class CredentialKind(enum.IntEnum):
+class CredentialKind(_NamedIntEnum):
     """``FfiCredentialType``."""
 
     USERNAME_PASSWORD = 0

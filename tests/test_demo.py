@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from drasi_host.demo import run_demo
+from drasi_host.errors import ConfigurationError
 
 
 def test_demo_pipeline_records_what_was_sent(
@@ -20,5 +21,7 @@ def test_demo_pipeline_records_what_was_sent(
 
 
 def test_demo_without_plugins_in_the_directory_fails_clearly(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="libdrasi_source_fixture"):
+    with pytest.raises(ConfigurationError, match="libdrasi_source_fixture"):
         run_demo(events=10, plugin_dir=tmp_path, quiet=True)
+    with pytest.raises(ConfigurationError, match="not a directory"):
+        run_demo(events=10, plugin_dir=tmp_path / "missing", quiet=True)

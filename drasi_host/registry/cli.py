@@ -193,11 +193,11 @@ def _verifier(args: argparse.Namespace, enabled: bool) -> CosignVerifier:
     )
 
 
-def _run(work: Callable[[], Awaitable[int]]) -> int:
+def _run(work: Callable[[], Awaitable[int]], unverified_hint: str = "") -> int:
     try:
         return anyio.run(work)
     except SignatureVerificationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{unverified_hint}", file=sys.stderr)
         return EXIT_UNVERIFIED
     except DrasiHostError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -261,7 +261,7 @@ def _pull(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return _run(work)
+    return _run(work, " (--no-verify downloads it without checking the signature)")
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -101,6 +101,7 @@ def test_pull_refuses_unsigned(
     err = capsys.readouterr().err
     assert code == 2
     assert "error:" in err and "unsigned" in err
+    assert "--no-verify" in err
     assert os.listdir(tmp_path) == []
     code = _run(
         "pull", f"source/unsigned:{TAG}", "--dest", str(tmp_path), *_common(config), "--no-verify"
