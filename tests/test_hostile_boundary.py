@@ -1,0 +1,137 @@
+"""A plugin that breaks the boundary rules (``libdrasi_hostile2``, built from
+``plugins_fixture/lib_hostile2.c``): impossible registration counts, owned
+strings and arrays whose lengths cannot be true, a C bool holding 0x42 and
+log levels outside the ABI's list.  Each is refused with a typed error (or,
+for log levels, reported in the message) without reading, writing or freeing
+memory the host does not own; the process goes on normally."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cffi
+import pytest
+
+from drasi_host import CallbackContext, LogLevel, PluginProtocolError
+from drasi_host.loader import MAX_FACTORIES, load_plugin
+
+Stats = Callable[[Path], dict[str, int]]
+
+_ffi = cffi.FFI()
+_ffi.cdef(
+    """
+    void drasi_hostile2_set_registration(int mode);
+    void drasi_hostile2_log(int level, int n, int distinct);
+    """
+)
+
+
+def private_copy(src: Path, directory: Path) -> Path:
+    """A copy of a built library: loading it gives a fresh library instance."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dst = directory / src.name
+    shutil.copy2(src, dst)
+    return dst
+
+
+@pytest.fixture
+def hostile2(fixture_plugins: dict[str, Path], tmp_path: Path) -> tuple[Path, Any]:
+    path = private_copy(fixture_plugins["hostile2"], tmp_path)
+    return path, _ffi.dlopen(str(path))
+
+
+@pytest.mark.parametrize(
+    ("mode", "field", "count"),
+    [
+        (1, "source_plugins", 2**64 - 1),
+        (2, "source_plugins", 2**40),
+        (3, "reaction_plugins", 2**40),
+    ],
+)
+def test_impossible_registration_counts_are_refused(
+    hostile2: tuple[Path, Any], mode: int, field: str, count: int, fixture_stats_reader: Stats
+) -> None:
+    path, hooks = hostile2
+    hooks.drasi_hostile2_set_registration(mode)
+    with pytest.raises(PluginProtocolError) as info:
+        load_plugin(path, CallbackContext("t"))
+    assert f"{field} count {count} exceeds {MAX_FACTORIES}" in str(info.value)
+    assert info.value.plugin == path.name
+    # nothing of the impossible array was read or dropped
+    assert fixture_stats_reader(path)["factories_dropped"] == 0
+    # the same library loads normally afterwards
+    hooks.drasi_hostile2_set_registration(0)
+    with load_plugin(path, CallbackContext("t")) as plugin:
+        assert sorted(f.kind for f in plugin.source_plugins) == [
+            "badbool",
+            "dangling-schema",
+            "storm",
+        ]
+
+
+def test_dangling_owned_string_with_length_is_refused(hostile2: tuple[Path, Any]) -> None:
+    path, _ = hostile2
+    with load_plugin(path, CallbackContext("t")) as plugin:
+        factory = next(f for f in plugin.source_plugins if f.kind == "dangling-schema")
+        for _ in range(3):  # never dereferenced nor freed: repeatable
+            with pytest.raises(PluginProtocolError, match="length 5 with cap 0"):
+                factory.config_schema_json()
+
+
+@pytest.mark.anyio
+async def test_string_array_len_beyond_cap_is_refused(
+    hostile2: tuple[Path, Any], fixture_stats_reader: Stats
+) -> None:
+    path, _ = hostile2
+    with load_plugin(path, CallbackContext("t")) as plugin:
+        (factory,) = plugin.reaction_plugins
+        with pytest.raises(PluginProtocolError, match="len 100000 exceeds cap 1"):
+            await factory.create_reaction("r", ["q"], {})
+    stats = fixture_stats_reader(path)
+    assert stats["reactions_created"] == stats["reactions_dropped"] == 1
+
+
+@pytest.mark.anyio
+async def test_bool_holding_0x42_is_a_protocol_error(
+    hostile2: tuple[Path, Any], fixture_stats_reader: Stats
+) -> None:
+    path, _ = hostile2
+    with load_plugin(path, CallbackContext("t")) as plugin:
+        factory = next(f for f in plugin.source_plugins if f.kind == "badbool")
+        with pytest.raises(PluginProtocolError, match="returned 0x42, not a C bool"):
+            await factory.create_source("b", {})
+    stats = fixture_stats_reader(path)
+    assert stats["sources_created"] == stats["sources_dropped"] == 1
+
+
+@pytest.mark.parametrize("level", [-1, 5, 2**31 - 1, -(2**31)])
+def test_log_level_out_of_range_is_named_signed(
+    hostile2: tuple[Path, Any], level: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, hooks = hostile2
+    callbacks = CallbackContext("t")
+    caplog.set_level(logging.DEBUG, logger="drasi.plugin")
+    with load_plugin(path, callbacks):
+        hooks.drasi_hostile2_log(level, 1, 0)
+    messages = [
+        m for m in callbacks.log_registry.get("t", "") if m.message.endswith("hostile2 message 0")
+    ]
+    (message,) = messages
+    assert message.level is LogLevel.ERROR
+    assert message.message == f"[invalid log level {level}] hostile2 message 0"
+    assert "4294967295" not in caplog.text
+    assert f"[invalid log level {level}]" in caplog.text
+
+
+def test_valid_log_levels_pass_unchanged(hostile2: tuple[Path, Any]) -> None:
+    path, hooks = hostile2
+    callbacks = CallbackContext("t")
+    with load_plugin(path, callbacks):
+        for level in LogLevel:
+            hooks.drasi_hostile2_log(int(level), 1, 0)
+    got = [m.level for m in callbacks.log_registry.get("t", "") if "hostile2 message" in m.message]
+    assert got == list(LogLevel)
