@@ -7,8 +7,10 @@ memory the host does not own; the process goes on normally."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,16 @@ from typing import Any
 import cffi
 import pytest
 
-from drasi_host import CallbackContext, LogLevel, PluginProtocolError
+from drasi_host import (
+    CallbackContext,
+    ComponentEvent,
+    ComponentEventHistory,
+    ComponentStatus,
+    LogLevel,
+    PluginProtocolError,
+)
 from drasi_host.loader import MAX_FACTORIES, load_plugin
+from drasi_host.logs import DEFAULT_MAX_COMPONENTS
 
 Stats = Callable[[Path], dict[str, int]]
 
@@ -135,3 +145,74 @@ def test_valid_log_levels_pass_unchanged(hostile2: tuple[Path, Any]) -> None:
             hooks.drasi_hostile2_log(int(level), 1, 0)
     got = [m.level for m in callbacks.log_registry.get("t", "") if "hostile2 message" in m.message]
     assert got == list(LogLevel)
+
+
+def test_memory_stays_bounded_over_50000_component_ids(
+    hostile2: tuple[Path, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every log line names a new component id: the histories keep at most
+    ``DEFAULT_MAX_COMPONENTS`` components and no ``Logger`` is created per id,
+    yet each record is still named ``drasi.plugin.<component_id>``."""
+    path, hooks = hostile2
+    callbacks = CallbackContext("t")
+    loggers_before = set(logging.Logger.manager.loggerDict)
+    with load_plugin(path, callbacks):
+        tracemalloc.start()
+        try:
+            # fill the histories first (traced, so that what replaces them is
+            # balanced by what they release)
+            hooks.drasi_hostile2_log(int(LogLevel.INFO), 2 * DEFAULT_MAX_COMPONENTS, 1)
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            hooks.drasi_hostile2_log(int(LogLevel.INFO), 50_000, 1)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        with caplog.at_level(logging.INFO, logger="drasi.plugin"):
+            hooks.drasi_hostile2_log(int(LogLevel.INFO), 3, 1)
+    components = callbacks.log_registry.components()
+    assert len(components) == DEFAULT_MAX_COMPONENTS
+    assert ("t", "c0") in components  # the last three lines, most recent
+    assert grown < 2_000_000, f"{grown} bytes kept for 50,000 new component ids"
+    new_loggers = set(logging.Logger.manager.loggerDict) - loggers_before
+    assert not [name for name in new_loggers if name.startswith("drasi.plugin.")]
+    assert [r.name for r in caplog.records if r.getMessage().startswith("hostile2")] == [
+        "drasi.plugin.c0",
+        "drasi.plugin.c1",
+        "drasi.plugin.c2",
+    ]
+
+
+def test_event_history_is_bounded_in_components() -> None:
+    history = ComponentEventHistory(max_per_component=2, max_components=3)
+    for k in range(10):
+        history.add(ComponentEvent(f"c{k}", "source", ComponentStatus.RUNNING, "", k))
+    history.add(ComponentEvent("c8", "source", ComponentStatus.STOPPED, "", 10))
+    assert history.components() == ["c7", "c9", "c8"]
+    assert history.latest_status("c8") is ComponentStatus.STOPPED
+    assert history.get("c0") == []
+
+
+def test_registered_logger_of_a_component_is_honoured(hostile2: tuple[Path, Any]) -> None:
+    """An application that asks for ``drasi.plugin.<id>`` gets that logger's
+    level and handlers applied to the component's lines."""
+    path, hooks = hostile2
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("drasi.plugin.c1")
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        with load_plugin(path, CallbackContext("t")):
+            hooks.drasi_hostile2_log(int(LogLevel.INFO), 3, 1)  # c0, c1, c2 at INFO
+            hooks.drasi_hostile2_log(int(LogLevel.WARN), 2, 1)  # c0, c1 at WARN
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert [(r.name, r.levelno) for r in records] == [("drasi.plugin.c1", logging.WARNING)]
