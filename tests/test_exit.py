@@ -32,6 +32,18 @@ _SCRIPT = textwrap.dedent(
     callbacks = CallbackContext("exit-test")
     plugin = load_plugin(path, callbacks)
     ffi = cffi.FFI()
+    store = MemoryStateStore()
+    if len(sys.argv) > 4:
+        marks = open(sys.argv[4], "a", buffering=1)
+
+        class SlowStore(MemoryStateStore):
+            def set(self, store_id: str, key: str, value: bytes) -> None:
+                marks.write("B\\n")
+                time.sleep(0.2)
+                super().set(store_id, key, value)
+                marks.write("E\\n")
+
+        store = SlowStore()
     if flavour == "c":
         ffi.cdef(
             "int drasi_hostile2_storm_global(int n); void drasi_hostile2_set_storm(int n);"
@@ -44,7 +56,7 @@ _SCRIPT = textwrap.dedent(
         async def start() -> object:
             source = await storm.create_source("storm", auto_start=False)
             await source.initialize(
-                SourceRuntimeContext("exit-test", "storm", state_store=MemoryStateStore())
+                SourceRuntimeContext("exit-test", "storm", state_store=store)
             )
             await source.start()
             return source
@@ -67,7 +79,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def _run(path: Path, flavour: str, threads: int) -> subprocess.CompletedProcess[str]:
+def _run(path: Path, flavour: str, threads: int, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -78,6 +90,7 @@ def _run(path: Path, flavour: str, threads: int) -> subprocess.CompletedProcess[
             str(path),
             flavour,
             str(threads),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -105,3 +118,17 @@ def test_exit_while_cxx_threads_call_back(fixture_plugins: dict[str, Path], roun
     if "hostile_cxx" not in fixture_plugins:
         pytest.skip("no C++ compiler")
     _check(_run(fixture_plugins["hostile_cxx"], "cxx", 16))
+
+
+def test_exit_waits_for_callbacks_in_flight(
+    fixture_plugins: dict[str, Path], tmp_path: Path
+) -> None:
+    """A state-store call that is inside Python when the interpreter exits
+    (each ``set`` sleeps 0.2 s) runs to its end: every call that began also
+    finished, and none began after exit refused new calls."""
+    marks = tmp_path / "marks"
+    proc = _run(fixture_plugins["hostile2"], "c", 4, str(marks))
+    _check(proc)
+    lines = marks.read_text().split()
+    assert lines.count("B") >= 1
+    assert lines.count("B") == lines.count("E"), lines
