@@ -277,7 +277,8 @@ def build_fixtures(
 
     Returns a mapping of fixture name to the built file.  ``cc`` overrides the
     compiler (default: ``$CC``, else ``cc``).  C++ fixtures are built with
-    :func:`cxx_compiler` and left out of the mapping when there is none.
+    :func:`cxx_compiler` and left out of the mapping when there is none (or
+    their sources are absent).
     Raises :class:`FixtureBuildError` with the compiler's diagnostics when a
     build fails, and :class:`KeyError` for an unknown fixture name.
     """
@@ -289,8 +290,14 @@ def build_fixtures(
     out.mkdir(parents=True, exist_ok=True)
     compiler = _compiler(cc)
     cxx = cxx_compiler()
-    if cxx is None:
-        names = [n for n in names if not FIXTURES[n].cxx]
+    # C++ fixtures are optional: skipped without a C++ compiler, or where only
+    # the C sources were shipped (the demo copy inside the wheel)
+    names = [
+        n
+        for n in names
+        if not FIXTURES[n].cxx
+        or (cxx is not None and all((HERE / src).is_file() for src in FIXTURES[n].sources))
+    ]
     workers = max(1, min(len(names), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
