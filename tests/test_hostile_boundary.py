@@ -25,6 +25,7 @@ from drasi_host import (
     ComponentStatus,
     LogLevel,
     PluginProtocolError,
+    _abi,
 )
 from drasi_host.loader import MAX_FACTORIES, load_plugin
 from drasi_host.logs import DEFAULT_MAX_COMPONENTS
@@ -216,3 +217,47 @@ def test_registered_logger_of_a_component_is_honoured(hostile2: tuple[Path, Any]
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
     assert [(r.name, r.levelno) for r in records] == [("drasi.plugin.c1", logging.WARNING)]
+
+
+# ---- the owned-buffer rules, case by case -------------------------------------
+
+
+def _owned(ptr: int, n: int, cap: int) -> Any:
+    return _abi.ffi.new(
+        "FfiOwnedStr *", {"ptr": _abi.ffi.cast("char *", ptr), "len": n, "cap": cap}
+    )[0]
+
+
+@pytest.mark.parametrize(
+    ("ptr", "n", "cap", "match"),
+    [
+        (1, 5, 0, "length 5 with cap 0"),  # dangling with a length: no bytes exist
+        (8, 2**63, 0, "length 9223372036854775808 with cap 0"),
+        (0, 3, 3, "NULL pointer with cap 3"),
+        (0x1000, 100_000, 1, "len 100000 exceeds cap 1"),  # never read, never freed
+        (0x1000, 2**64 - 1, 2, "exceeds cap 2"),
+    ],
+)
+def test_impossible_owned_strings_are_refused_untouched(
+    ptr: int, n: int, cap: int, match: str
+) -> None:
+    # ptr 0x1000 is unmapped: reading or freeing it would crash the test process
+    with pytest.raises(PluginProtocolError, match=match):
+        _abi.take_owned_str(_owned(ptr, n, cap), "owned")
+
+
+@pytest.mark.parametrize(
+    ("n", "cap", "match"),
+    [
+        (3, 0, "length 3 with cap 0"),
+        (5, 2, "len 5 exceeds cap 2"),
+        (2**40, 2**41, "exceeds 1000000"),
+    ],
+)
+def test_impossible_string_arrays_are_refused_untouched(n: int, cap: int, match: str) -> None:
+    value = _abi.ffi.new(
+        "FfiStringArray *",
+        {"data": _abi.ffi.cast("FfiOwnedStr *", 0x1000), "len": n, "cap": cap},
+    )[0]
+    with pytest.raises(PluginProtocolError, match=match):
+        _abi.take_string_array(value, "ids")
