@@ -7,6 +7,11 @@ Rules enforced here (ABI.md section 1):
   :class:`PluginProtocolError` naming what was being read;
 * memory a plugin hands over is released with the C heap's ``free`` and only
   when ``cap > 0`` (arrays and strings) or the pointer is non-NULL (messages);
+  an owned buffer whose ``len``/``cap`` cannot be true (``len > cap``, or
+  ``len > 0`` with ``cap == 0``) is refused without being read or freed;
+* every length or pointer a plugin provides is read once, then checked and
+  used (the plugin may change its memory meanwhile);
+* a C ``bool`` from a plugin must be 0 or 1 (:func:`call_bool`);
 * memory the host hands to a plugin comes from ``malloc``; empty owned
   buffers get a dangling non-NULL pointer with ``cap == 0``;
 * enum values outside the ABI's lists are reported, never trusted.
