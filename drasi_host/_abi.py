@@ -7,6 +7,11 @@ Rules enforced here (ABI.md section 1):
   :class:`PluginProtocolError` naming what was being read;
 * memory a plugin hands over is released with the C heap's ``free`` and only
   when ``cap > 0`` (arrays and strings) or the pointer is non-NULL (messages);
+  an owned buffer whose ``len``/``cap`` cannot be true (``len > cap``, or
+  ``len > 0`` with ``cap == 0``) is refused without being read or freed;
+* every length or pointer a plugin provides is read once, then checked and
+  used (the plugin may change its memory meanwhile);
+* a C ``bool`` from a plugin must be 0 or 1 (:func:`call_bool`);
 * memory the host hands to a plugin comes from ``malloc``; empty owned
   buffers get a dangling non-NULL pointer with ``cap == 0``;
 * enum values outside the ABI's lists are reported, never trusted.
@@ -72,19 +77,17 @@ def decode_utf8(data: bytes, what: str, *, strict: bool = True) -> str:
 
 
 def read_str(value: CData, what: str, *, strict: bool = True) -> str:
-    """Copy a borrowed ``FfiStr``."""
-    n = value.len
+    """Copy a borrowed ``FfiStr`` (its pointer and length are read once)."""
+    ptr, n = value.ptr, value.len
     if n == 0:
         return ""
-    if n <= MAX_STRING_LEN:
+    if n <= MAX_STRING_LEN and ptr != NULL:
         # fast path (state-store keys are read millions of times): valid UTF-8
-        ptr = value.ptr
-        if ptr != NULL:
-            try:
-                return ffi.unpack(ptr, n).decode("utf-8")  # type: ignore[no-any-return]
-            except UnicodeDecodeError:
-                pass
-    return decode_utf8(_checked_bytes(value.ptr, n, what), what, strict=strict)
+        try:
+            return ffi.unpack(ptr, n).decode("utf-8")  # type: ignore[no-any-return]
+        except UnicodeDecodeError:
+            pass
+    return decode_utf8(_checked_bytes(ptr, n, what), what, strict=strict)
 
 
 def read_cstring(ptr: CData, what: str) -> str | None:
@@ -95,33 +98,81 @@ def read_cstring(ptr: CData, what: str) -> str | None:
     return raw.decode("utf-8", errors="replace")
 
 
+def _check_owned(ptr: CData, n: int, cap: int, what: str, limit: int) -> bool:
+    """Check that an owned buffer's ``ptr``, ``len`` and ``cap`` (each read
+    once by the caller) can be true.  Returns whether the caller must ``free``
+    ``ptr`` once it has copied the ``len`` elements.
+
+    The rules (ABI.md section 1, "``cap == 0`` means no allocation"):
+
+    * ``cap == 0``: nothing was allocated, so only ``len == 0`` is possible;
+      ``{ptr = 0x1, len > 0, cap = 0}`` names bytes that do not exist and is
+      refused without reading or freeing anything;
+    * ``cap > 0``: one allocation of ``cap`` elements at a non-NULL ``ptr``
+      holding ``len <= cap`` of them; ``len > cap`` (or a NULL ``ptr``) is
+      refused without reading or freeing anything (the pointer cannot be
+      trusted, and freeing a wrong pointer corrupts the heap: a leak is the
+      safe failure);
+    * ``len > limit`` of a consistent allocation is refused unread; the
+      allocation is still freed.
+
+    Raises :class:`PluginProtocolError`.
+    """
+    if cap == 0:
+        if n:
+            raise PluginProtocolError(
+                f"{what}: length {n} with cap 0 (no allocation); not read, not freed"
+            )
+        return False
+    if ptr == NULL:
+        raise PluginProtocolError(f"{what}: NULL pointer with cap {cap}")
+    if n > cap:
+        raise PluginProtocolError(f"{what}: len {n} exceeds cap {cap}; not read, not freed")
+    if n > limit:
+        lib.free(ptr)
+        raise PluginProtocolError(f"{what}: {n} elements exceeds the limit of {limit}")
+    return True
+
+
 def take_owned_str(value: CData, what: str) -> str:
-    """Take an ``FfiOwnedStr`` from a plugin: copy it, then free it if ``cap > 0``."""
+    """Take an ``FfiOwnedStr`` from a plugin: copy it, then free it if ``cap > 0``
+    (see :func:`_check_owned` for what is refused)."""
+    ptr, n, cap = value.ptr, value.len, value.cap
+    owned = _check_owned(ptr, n, cap, what, MAX_STRING_LEN)
     try:
-        if value.cap and value.len > value.cap:
-            raise PluginProtocolError(f"{what}: len {value.len} exceeds cap {value.cap}")
-        return read_str(value, what)
+        if n == 0:
+            return ""
+        return decode_utf8(ffi.buffer(ptr, n)[:], what)
     finally:
-        if value.cap > 0 and value.ptr != NULL:
-            lib.free(value.ptr)
+        if owned:
+            lib.free(ptr)
 
 
 def take_string_array(value: CData, what: str) -> list[str]:
-    """Take an ``FfiStringArray``: copy each string, free each and the array."""
-    out: list[str] = []
-    error: PluginProtocolError | None = None
+    """Take an ``FfiStringArray``: copy each string, free each and the array.
+
+    ``data``, ``len`` and ``cap`` are read once and must be possible (see
+    :func:`_check_owned`; at most :data:`MAX_ARRAY_LEN` strings); an
+    impossible array is refused before any element is read.  A bad element
+    is reported after every other element has been taken and freed.
+    """
     n = value.len
-    if n and value.data == NULL:
-        raise PluginProtocolError(f"{what}: NULL array with length {n}")
     if n > MAX_ARRAY_LEN:
         raise PluginProtocolError(f"{what}: array of {n} strings exceeds {MAX_ARRAY_LEN}")
+    data, cap = value.data, value.cap
+    if n and data == NULL:
+        raise PluginProtocolError(f"{what}: NULL array with length {n}")
+    owned = _check_owned(data, n, cap, what, MAX_ARRAY_LEN)
+    out: list[str] = []
+    error: PluginProtocolError | None = None
     for i in range(n):
+        element = ffi.new("FfiOwnedStr *", data[i])  # one read of the plugin's memory
         try:
-            out.append(take_owned_str(value.data[i], f"{what}[{i}]"))
+            out.append(take_owned_str(element[0], f"{what}[{i}]"))
         except PluginProtocolError as exc:
             error = error or exc
-    if value.cap > 0 and value.data != NULL:
-        lib.free(value.data)
+    if owned:
+        lib.free(data)
     if error is not None:
         raise error
     return out
@@ -156,10 +207,15 @@ def require_functions(vt: CData, names: Iterable[builtins.str], what: builtins.s
         raise PluginProtocolError(f"{what}: NULL function pointer(s): {', '.join(missing)}")
 
 
-def to_enum(cls: type[E], value: int, what: str) -> E:
+def c_int(value: int) -> int:
+    """A 4-byte C enum value as the signed ``int`` it is (cffi reads enums
+    without negative members back unsigned: -1 would show as 4294967295)."""
     value = int(value)
-    if value >= 2**31:  # C enums without negative members read back unsigned
-        value -= 2**32
+    return value - 2**32 if value >= 2**31 else value
+
+
+def to_enum(cls: type[E], value: int, what: str) -> E:
+    value = c_int(value)
     try:
         return cls(value)
     except ValueError:
@@ -167,6 +223,23 @@ def to_enum(cls: type[E], value: int, what: str) -> E:
         raise PluginProtocolError(
             f"{what}: {value} is not a valid {cls.__name__} ({allowed})"
         ) from None
+
+
+def call_bool(fn: CData, *args: Any, what: str) -> bool:
+    """Call a plugin function returning a C ``bool`` and check the byte.
+
+    A C99 ``_Bool`` (and a Rust ``bool``) holds 0 or 1; anything else (say
+    0x42 left in the return register) is a plugin bug, reported as
+    :class:`PluginProtocolError` rather than guessed at.  The function is
+    called through a pointer of the same type returning ``uint8_t``, so the
+    raw byte is seen (cffi would refuse it with a bare ``ValueError``).
+    """
+    ftype = ffi.typeof(fn)
+    params = ", ".join(arg.cname for arg in ftype.args)
+    raw = int(ffi.cast(f"uint8_t (*)({params})", fn)(*args))
+    if raw > 1:
+        raise PluginProtocolError(f"{what}: returned {raw:#x}, not a C bool (0 or 1)")
+    return raw == 1
 
 
 # ---- host -> plugin (borrowed for one call) ------------------------------
@@ -311,13 +384,18 @@ def key_ctx(key: int) -> CData:
 
 
 def read_log_entry(entry: CData) -> LogMessage:
-    """Copy an ``FfiLogEntry`` (bad UTF-8 replaced, an unknown level kept as ERROR)."""
+    """Copy an ``FfiLogEntry`` (bad UTF-8 replaced).
+
+    A level outside the ABI's list (say -1, or 7) is not trusted: the message
+    is kept at ERROR with the prefix ``[invalid log level <n>]`` naming the
+    signed value the plugin sent.  Each field is read once."""
+    raw = c_int(entry.level)
     try:
-        level = LogLevel(int(entry.level))
+        level = LogLevel(raw)
         prefix = ""
     except ValueError:
         level = LogLevel.ERROR
-        prefix = f"[invalid log level {int(entry.level)}] "
+        prefix = f"[invalid log level {raw}] "
     return LogMessage(
         level,
         prefix + read_str(entry.message, "log message", strict=False),

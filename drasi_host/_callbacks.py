@@ -8,8 +8,10 @@ such call follows the same path:
    pushes and result pulls are answered entirely in C, through channels, and
    never enter Python.  Everything else (logs, lifecycle events, the state
    store, identity, Python bootstrap providers) goes through a *shim* that
-   first checks the host is still alive and otherwise returns a safe failure
-   value, so nothing enters a finalising interpreter.
+   counts the call as in flight, then checks the host is still alive and
+   otherwise returns a safe failure value.  At interpreter exit the host
+   stops admitting calls and waits (bounded) for those in flight, so no
+   plugin thread is ever inside a finalising interpreter.
 2. The shim calls an ``extern "Python"`` function.  Each is defined with
    :func:`c_callback`, the one wrapper through which every C callback goes: it
    catches any exception, logs it on the ``drasi_host.callbacks`` logger,
@@ -79,9 +81,25 @@ class HandleTable:
 
 handles = HandleTable()
 
-# From interpreter shutdown on, the C shims answer plugin calls with their
-# failure values instead of entering Python.
-atexit.register(_abi.lib.dh_host_shutdown)
+#: How long interpreter exit waits for plugin calls already inside Python.
+SHUTDOWN_WAIT_MS = 2000
+
+
+def _shutdown() -> None:
+    """From interpreter exit on, the C shims answer plugin calls with their
+    failure values instead of entering Python; calls already inside get up to
+    :data:`SHUTDOWN_WAIT_MS` to return (the C call releases the GIL, so they
+    can) before the runtime goes away."""
+    left = _abi.lib.dh_host_shutdown(SHUTDOWN_WAIT_MS)
+    if left > 0:
+        _log.warning(
+            "interpreter exit: %d plugin callback(s) still running after %d ms",
+            left,
+            SHUTDOWN_WAIT_MS,
+        )
+
+
+atexit.register(_shutdown)
 
 
 class _ErrorCount:

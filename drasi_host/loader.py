@@ -308,6 +308,35 @@ _FACTORY_ARRAYS: tuple[tuple[str, str, type[_Factory]], ...] = (
 )
 
 
+#: Most factories of one kind a library may register.  A count beyond it
+#: (say ``SIZE_MAX`` or 2**40) cannot be true and is refused unread.
+MAX_FACTORIES = 1024
+
+
+def _copy_factory_arrays(reg: Any) -> tuple[list[str], list[tuple[type[_Factory], Any]]]:
+    """Copy every factory vtable out of the registration's arrays and free
+    them, even when one array is broken, so each good factory can still be
+    dropped once.  Returns the problems found and the copied vtables.
+
+    ``reg`` is the host's copy of the registration, so each count is read
+    once.  A count above :data:`MAX_FACTORIES`, or a NULL array with a count,
+    is a broken array: none of its elements is read and it is not freed (its
+    true size is unknown; leaking it is the safe failure).
+    """
+    broken: list[str] = []
+    vtables: list[tuple[type[_Factory], Any]] = []
+    for field, ctype, cls in _FACTORY_ARRAYS:
+        array, count = getattr(reg, field), int(getattr(reg, f"{field[:-1]}_count"))
+        if count > MAX_FACTORIES:
+            broken.append(f"{field} count {count} exceeds {MAX_FACTORIES} (not read)")
+        elif count and array == NULL:
+            broken.append(f"{field} is NULL with count {count}")
+        elif count:
+            vtables.extend((cls, ffi.new(f"{ctype} *", array[i])) for i in range(count))
+            lib.free(array)
+    return broken, vtables
+
+
 def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
     if not path.is_file():
         raise PluginLoadError("no such file", path)
@@ -336,22 +365,12 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
     if reg.set_lifecycle_callback != NULL:
         reg.set_lifecycle_callback(_abi.key_ctx(route.key), lib.dh_lifecycle_callback_ptr())
 
-    # Copy every factory vtable out of the plugin's arrays and free them, even
-    # when one array is broken, so each factory can still be dropped once.
-    broken: list[str] = []
-    vtables: list[tuple[type[_Factory], Any]] = []
-    for field, ctype, cls in _FACTORY_ARRAYS:
-        array, count = getattr(reg, field), getattr(reg, f"{field[:-1]}_count")
-        if count and array == NULL:
-            broken.append(f"{field} is NULL with count {count}")
-        elif count:
-            vtables.extend((cls, ffi.new(f"{ctype} *", array[i])) for i in range(count))
-            lib.free(array)
+    broken, vtables = _copy_factory_arrays(reg)
     if broken:
         for cls, vtable in vtables:
             cls.drop_vtable(vtable)
         _release_plugin([], route)
-        raise PluginProtocolError(f"{path}: {'; '.join(broken)}")
+        raise PluginProtocolError(f"{path}: {'; '.join(broken)}", plugin=path)
     plugin_label = path.name
     factories: list[_Factory] = []
     error: DrasiHostError | None = None

@@ -7,8 +7,11 @@ logs by ``(instance_id, component_id)`` and its lifecycle events into the
 component's history and status stream.  Both are reachable from C only
 through keys in :data:`drasi_host._callbacks.handles`.
 
-Every plugin log is also emitted on the standard :mod:`logging` module under
-``drasi.plugin.<component_id or plugin_id>``.
+Every plugin log is also emitted on the standard :mod:`logging` module as a
+record named ``drasi.plugin.<component_id or plugin_id>``: handled by that
+logger when the application has created it, else by ``drasi.plugin`` (see
+:func:`emit_plugin_record`).  Histories are bounded per component and in the
+number of components, so a plugin that invents ids cannot grow memory.
 """
 
 from __future__ import annotations
@@ -36,24 +39,51 @@ __all__ = [
 ]
 
 DEFAULT_HISTORY = 1000
+#: How many components (keys) a history keeps; the least recently written is
+#: forgotten first.  Plugins may invent any number of component ids.
+DEFAULT_MAX_COMPONENTS = 4096
 
-_stdlib_loggers: dict[str, logging.Logger] = {}
+#: Every plugin record goes through this logger or a registered descendant.
+PLUGIN_LOGGER = "drasi.plugin"
+_plugin_root = logging.getLogger(PLUGIN_LOGGER)
 
 
 def _plugin_logger(name: str) -> logging.Logger:
-    logger = _stdlib_loggers.get(name)
-    if logger is None:
-        logger = _stdlib_loggers[name] = logging.getLogger(f"drasi.plugin.{name or 'unknown'}")
-    return logger
+    """The logger that handles records named ``name`` (``drasi.plugin.<x>``).
+
+    A logger of that name that already exists (an application asked for it,
+    to give it a level or handlers) is used as it is.  Otherwise the record
+    is handled by :data:`PLUGIN_LOGGER` under its own name: nothing is
+    created per component id, so a plugin inventing ids cannot grow the
+    ``logging`` module's registry of loggers without bound.
+    """
+    logger = logging.Logger.manager.loggerDict.get(name)
+    return logger if isinstance(logger, logging.Logger) else _plugin_root
+
+
+def emit_plugin_record(name: str, level: int, message: str, extra: dict[str, Any]) -> None:
+    """Emit one plugin line as a :class:`logging.LogRecord` named ``name``."""
+    logger = _plugin_logger(name)
+    if logger.isEnabledFor(level):
+        record = logger.makeRecord(name, level, "(plugin)", 0, "%s", (message,), None, extra=extra)
+        logger.handle(record)
 
 
 class _Fanout:
-    """Bounded per-key histories plus live subscribers, safe from any thread."""
+    """Bounded per-key histories plus live subscribers, safe from any thread.
 
-    def __init__(self, max_per_key: int) -> None:
+    At most ``max_keys`` histories are kept; adding to a new key beyond that
+    forgets the least recently written one."""
+
+    def __init__(self, max_per_key: int, max_keys: int = DEFAULT_MAX_COMPONENTS) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1, not {max_keys}")
         self._lock = threading.Lock()
         self._max = max_per_key
-        self._history: dict[Any, collections.deque[Any]] = {}
+        self._max_keys = max_keys
+        self._history: collections.OrderedDict[Any, collections.deque[Any]] = (
+            collections.OrderedDict()
+        )
         self._subscribers: dict[Any, list[ThreadSafeQueue[Any]]] = {}
 
     def add(self, key: Any, item: Any) -> None:
@@ -61,6 +91,10 @@ class _Fanout:
             history = self._history.get(key)
             if history is None:
                 history = self._history[key] = collections.deque(maxlen=self._max)
+                while len(self._history) > self._max_keys:
+                    self._history.popitem(last=False)
+            else:
+                self._history.move_to_end(key)
             history.append(item)
             subscribers = list(self._subscribers.get(key, ()))
         for queue in subscribers:
@@ -86,14 +120,23 @@ class _Fanout:
                 subs = self._subscribers.get(key, [])
                 if queue in subs:
                     subs.remove(queue)
+                if not subs:
+                    self._subscribers.pop(key, None)
             queue.close()
 
 
 class LogRegistry:
-    """Bounded history of plugin log messages per ``(instance_id, component_id)``."""
+    """Bounded history of plugin log messages per ``(instance_id, component_id)``,
+    for at most ``max_components`` components (the least recently logging one
+    is forgotten first)."""
 
-    def __init__(self, max_per_component: int = DEFAULT_HISTORY) -> None:
-        self._fanout = _Fanout(max_per_component)
+    def __init__(
+        self,
+        max_per_component: int = DEFAULT_HISTORY,
+        *,
+        max_components: int = DEFAULT_MAX_COMPONENTS,
+    ) -> None:
+        self._fanout = _Fanout(max_per_component, max_components)
 
     def add(self, message: LogMessage) -> None:
         self._fanout.add((message.instance_id, message.component_id), message)
@@ -115,10 +158,17 @@ class LogRegistry:
 
 
 class ComponentEventHistory:
-    """Bounded history of :class:`ComponentEvent` per component."""
+    """Bounded history of :class:`ComponentEvent` per component, for at most
+    ``max_components`` components (the least recently updated one is
+    forgotten first)."""
 
-    def __init__(self, max_per_component: int = DEFAULT_HISTORY) -> None:
-        self._fanout = _Fanout(max_per_component)
+    def __init__(
+        self,
+        max_per_component: int = DEFAULT_HISTORY,
+        *,
+        max_components: int = DEFAULT_MAX_COMPONENTS,
+    ) -> None:
+        self._fanout = _Fanout(max_per_component, max_components)
 
     def add(self, event: ComponentEvent) -> None:
         self._fanout.add(event.component_id, event)
@@ -173,20 +223,17 @@ class CallbackContext:
     # Called from plugin threads through _callbacks (the ctx key names a _Route).
     def record_log(self, message: LogMessage) -> None:
         self.log_registry.add(message)
-        logger = _plugin_logger(message.component_id or message.plugin_id)
-        level = message.level.to_logging()
-        if logger.isEnabledFor(level):
-            logger.log(
-                level,
-                "%s",
-                message.message,
-                extra={
-                    "drasi_instance_id": message.instance_id,
-                    "drasi_component_id": message.component_id,
-                    "drasi_plugin_id": message.plugin_id,
-                    "drasi_target": message.target,
-                },
-            )
+        emit_plugin_record(
+            f"{PLUGIN_LOGGER}.{message.component_id or message.plugin_id or 'unknown'}",
+            message.level.to_logging(),
+            message.message,
+            {
+                "drasi_instance_id": message.instance_id,
+                "drasi_component_id": message.component_id,
+                "drasi_plugin_id": message.plugin_id,
+                "drasi_target": message.target,
+            },
+        )
 
     def record_event(self, event: ComponentEvent, component_type: str) -> None:
         self.history_for(component_type).add(event)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DH_CHUNK_SLOTS 1024u
@@ -53,10 +54,48 @@ static pthread_mutex_t dh_table_mu = PTHREAD_MUTEX_INITIALIZER;
 static dh_slot *dh_chunks[DH_MAX_CHUNKS];
 static uint32_t *dh_free_list;
 static size_t dh_free_count, dh_free_cap, dh_slot_total;
-static int dh_alive = 1;
 
-int dh_host_alive(void) { return __atomic_load_n(&dh_alive, __ATOMIC_ACQUIRE); }
-void dh_host_shutdown(void) { __atomic_store_n(&dh_alive, 0, __ATOMIC_RELEASE); }
+/* ---- the host's life, as the shims see it --------------------------------
+ *
+ * Every shim into Python enters through dh_enter() and leaves through
+ * dh_leave(): dh_enter counts the call as in flight and only then checks that
+ * the host is alive, so dh_host_shutdown() - which clears "alive" first and
+ * then waits for the count to reach zero - never returns while a call it has
+ * not refused is still inside Python.  Both sides use sequentially consistent
+ * atomics, so either the shim sees the host gone, or the shutdown sees the
+ * shim's count.  From shutdown on, calls are answered with their failure
+ * values without entering Python, so no plugin thread ever reaches a
+ * finalising interpreter (where it would be unwound by pthread_exit, which
+ * aborts a C++ or Rust plugin). */
+static int dh_alive = 1;
+static int64_t dh_inflight;
+
+int dh_host_alive(void) { return __atomic_load_n(&dh_alive, __ATOMIC_SEQ_CST); }
+
+static int dh_enter(void) {
+    __atomic_add_fetch(&dh_inflight, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&dh_alive, __ATOMIC_SEQ_CST)) return 1;
+    __atomic_sub_fetch(&dh_inflight, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void dh_leave(void) { __atomic_sub_fetch(&dh_inflight, 1, __ATOMIC_SEQ_CST); }
+
+int64_t dh_host_inflight(void) { return __atomic_load_n(&dh_inflight, __ATOMIC_SEQ_CST); }
+
+/* Refuse every later call into Python, then wait up to wait_ms for the calls
+ * already inside to return.  Must be called without the GIL held (cffi
+ * releases it), or the calls inside could never finish.  Returns the number
+ * still in flight when it gave up (0 when all returned). */
+int64_t dh_host_shutdown(uint32_t wait_ms) {
+    __atomic_store_n(&dh_alive, 0, __ATOMIC_SEQ_CST);
+    struct timespec step = {0, 1000000};
+    for (uint32_t waited = 0;; waited++) {
+        int64_t n = __atomic_load_n(&dh_inflight, __ATOMIC_SEQ_CST);
+        if (n <= 0 || waited >= wait_ms) return n;
+        nanosleep(&step, NULL);
+    }
+}
 
 static dh_slot *dh_slot_at(uint32_t index) {
     dh_slot *chunk = __atomic_load_n(&dh_chunks[index / DH_CHUNK_SLOTS], __ATOMIC_ACQUIRE);
@@ -540,12 +579,28 @@ static char *dh_strdup(const char *s) {
 
 static const char DH_GONE[] = "drasi host is shutting down";
 
+/* DH_SHIM(call, gone): enter Python through `call` when the host is alive,
+ * else answer `gone`; the call is counted as in flight while inside. */
+#define DH_SHIM(type, call, gone)      \
+    do {                               \
+        if (!dh_enter()) return (gone); \
+        type dh_r_ = (call);           \
+        dh_leave();                    \
+        return dh_r_;                  \
+    } while (0)
+#define DH_SHIM_VOID(call)  \
+    do {                    \
+        if (!dh_enter()) return; \
+        call;               \
+        dh_leave();         \
+    } while (0)
+
 void dh_log_shim(void *ctx, const FfiLogEntry *entry) {
-    if (dh_host_alive() && entry) dh_py_log(ctx, entry);
+    if (entry) DH_SHIM_VOID(dh_py_log(ctx, entry));
 }
 
 void dh_lifecycle_shim(void *ctx, const FfiLifecycleEvent *event) {
-    if (dh_host_alive() && event) dh_py_lifecycle(ctx, event);
+    if (event) DH_SHIM_VOID(dh_py_lifecycle(ctx, event));
 }
 
 static FfiResult dh_gone_result(void) {
@@ -553,52 +608,56 @@ static FfiResult dh_gone_result(void) {
     return r;
 }
 
-static FfiGetResult dh_ss_get(void *st, FfiStr store, FfiStr key) {
-    if (dh_host_alive()) return dh_py_ss_get(st, store, key);
+static FfiGetResult dh_gone_get(void) {
     FfiGetResult r = {(uint8_t *)1, 0, 0, false, 1, dh_strdup(DH_GONE)};
     return r;
 }
-static FfiResult dh_ss_set(void *st, FfiStr store, FfiStr key, const uint8_t *v, size_t n) {
-    return dh_host_alive() ? dh_py_ss_set(st, store, key, v, n) : dh_gone_result();
-}
-static FfiResult dh_ss_delete(void *st, FfiStr store, FfiStr key) {
-    return dh_host_alive() ? dh_py_ss_delete(st, store, key) : dh_gone_result();
-}
-static FfiResult dh_ss_contains_key(void *st, FfiStr store, FfiStr key) {
-    return dh_host_alive() ? dh_py_ss_contains_key(st, store, key) : dh_gone_result();
-}
-static FfiResult dh_ss_get_many(void *st, FfiStr store, const FfiStr *keys, size_t n,
-                                FfiGetResult *out) {
-    return dh_host_alive() ? dh_py_ss_get_many(st, store, keys, n, out) : dh_gone_result();
-}
-static FfiResult dh_ss_set_many(void *st, FfiStr store, const FfiStr *keys,
-                                const uint8_t *const *values, const size_t *lens, size_t n) {
-    return dh_host_alive() ? dh_py_ss_set_many(st, store, keys, values, lens, n)
-                           : dh_gone_result();
-}
-static int64_t dh_ss_delete_many(void *st, FfiStr store, const FfiStr *keys, size_t n) {
-    return dh_host_alive() ? dh_py_ss_delete_many(st, store, keys, n) : -1;
-}
-static int64_t dh_ss_clear_store(void *st, FfiStr store) {
-    return dh_host_alive() ? dh_py_ss_clear_store(st, store) : -1;
-}
-static FfiStringArray dh_ss_list_keys(void *st, FfiStr store) {
-    if (dh_host_alive()) return dh_py_ss_list_keys(st, store);
+
+static FfiStringArray dh_gone_array(void) {
     FfiStringArray a = {(FfiOwnedStr *)8, 0, 0};
     return a;
 }
+
+/* The failure values are built only when needed (they allocate). */
+#define DH_SHIM_R(call) DH_SHIM(FfiResult, call, dh_gone_result())
+
+static FfiGetResult dh_ss_get(void *st, FfiStr store, FfiStr key) {
+    DH_SHIM(FfiGetResult, dh_py_ss_get(st, store, key), dh_gone_get());
+}
+static FfiResult dh_ss_set(void *st, FfiStr store, FfiStr key, const uint8_t *v, size_t n) {
+    DH_SHIM_R(dh_py_ss_set(st, store, key, v, n));
+}
+static FfiResult dh_ss_delete(void *st, FfiStr store, FfiStr key) {
+    DH_SHIM_R(dh_py_ss_delete(st, store, key));
+}
+static FfiResult dh_ss_contains_key(void *st, FfiStr store, FfiStr key) {
+    DH_SHIM_R(dh_py_ss_contains_key(st, store, key));
+}
+static FfiResult dh_ss_get_many(void *st, FfiStr store, const FfiStr *keys, size_t n,
+                                FfiGetResult *out) {
+    DH_SHIM_R(dh_py_ss_get_many(st, store, keys, n, out));
+}
+static FfiResult dh_ss_set_many(void *st, FfiStr store, const FfiStr *keys,
+                                const uint8_t *const *values, const size_t *lens, size_t n) {
+    DH_SHIM_R(dh_py_ss_set_many(st, store, keys, values, lens, n));
+}
+static int64_t dh_ss_delete_many(void *st, FfiStr store, const FfiStr *keys, size_t n) {
+    DH_SHIM(int64_t, dh_py_ss_delete_many(st, store, keys, n), -1);
+}
+static int64_t dh_ss_clear_store(void *st, FfiStr store) {
+    DH_SHIM(int64_t, dh_py_ss_clear_store(st, store), -1);
+}
+static FfiStringArray dh_ss_list_keys(void *st, FfiStr store) {
+    DH_SHIM(FfiStringArray, dh_py_ss_list_keys(st, store), dh_gone_array());
+}
 static FfiResult dh_ss_store_exists(void *st, FfiStr store) {
-    return dh_host_alive() ? dh_py_ss_store_exists(st, store) : dh_gone_result();
+    DH_SHIM_R(dh_py_ss_store_exists(st, store));
 }
 static int64_t dh_ss_key_count(void *st, FfiStr store) {
-    return dh_host_alive() ? dh_py_ss_key_count(st, store) : -1;
+    DH_SHIM(int64_t, dh_py_ss_key_count(st, store), -1);
 }
-static FfiResult dh_ss_sync(void *st) {
-    return dh_host_alive() ? dh_py_ss_sync(st) : dh_gone_result();
-}
-static void dh_ss_drop(void *st) {
-    if (dh_host_alive()) dh_py_ss_drop(st);
-}
+static FfiResult dh_ss_sync(void *st) { DH_SHIM_R(dh_py_ss_sync(st)); }
+static void dh_ss_drop(void *st) { DH_SHIM_VOID(dh_py_ss_drop(st)); }
 
 /* Fill a host-owned StateStoreVtable whose state is a table key. */
 void dh_state_store_vtable_init(StateStoreVtable *vt, void *state) {
@@ -618,20 +677,18 @@ void dh_state_store_vtable_init(StateStoreVtable *vt, void *state) {
     vt->drop_fn = dh_ss_drop;
 }
 
-static FfiCredentialsResult dh_id_get(const void *st) {
-    if (dh_host_alive()) return dh_py_id_get_credentials(st);
+static FfiCredentialsResult dh_gone_credentials(void) {
     FfiCredentialsResult r;
     memset(&r, 0, sizeof r);
     r.error_code = 1;
     r.error_msg = dh_strdup(DH_GONE);
     return r;
 }
-static void *dh_id_clone(const void *st) {
-    return dh_host_alive() ? dh_py_id_clone(st) : NULL;
+static FfiCredentialsResult dh_id_get(const void *st) {
+    DH_SHIM(FfiCredentialsResult, dh_py_id_get_credentials(st), dh_gone_credentials());
 }
-static void dh_id_drop(void *st) {
-    if (dh_host_alive()) dh_py_id_drop(st);
-}
+static void *dh_id_clone(const void *st) { DH_SHIM(void *, dh_py_id_clone(st), NULL); }
+static void dh_id_drop(void *st) { DH_SHIM_VOID(dh_py_id_drop(st)); }
 
 void dh_identity_vtable_init(IdentityProviderVtable *vt, void *state) {
     vt->state = state;
@@ -648,13 +705,12 @@ static void *dh_null_executor(void *future) {
 static int64_t dh_bp_bootstrap(void *st, FfiStr query_id, const FfiStr *nodes, size_t n_nodes,
                                const FfiStr *rels, size_t n_rels, FfiStr request_id,
                                FfiStr server_id, FfiStr source_id, FfiBootstrapSender *sender) {
-    if (!dh_host_alive()) return -1;
-    return dh_py_bootstrap(st, query_id, nodes, n_nodes, rels, n_rels, request_id, server_id,
-                           source_id, sender);
+    DH_SHIM(int64_t,
+            dh_py_bootstrap(st, query_id, nodes, n_nodes, rels, n_rels, request_id, server_id,
+                            source_id, sender),
+            -1);
 }
-static void dh_bp_drop(void *st) {
-    if (dh_host_alive()) dh_py_provider_drop(st);
-}
+static void dh_bp_drop(void *st) { DH_SHIM_VOID(dh_py_provider_drop(st)); }
 
 /* A heap BootstrapProviderVtable (malloc) backed by a Python provider; the
  * plugin that receives it owns and frees it. */

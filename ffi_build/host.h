@@ -39,7 +39,8 @@ void *dh_dlopen(const char *path, char *err, size_t errlen);
 void *dh_dlsym(void *handle, const char *name);
 
 int dh_host_alive(void);
-void dh_host_shutdown(void);
+int64_t dh_host_inflight(void);
+int64_t dh_host_shutdown(uint32_t wait_ms);
 
 uint64_t dh_chan_new(int kind, size_t capacity, int notify_fd);
 void dh_chan_close(uint64_t key);

@@ -40,6 +40,7 @@ CDEFS = REPO / "cdefs"
 ABI_HEADER = CDEFS / "drasi_plugin.h"
 
 BASE_FLAGS = ("-std=c11", "-O2", "-g", "-fPIC", "-pthread", "-Wall", "-Wextra", "-Werror")
+CXX_FLAGS = ("-std=c++17", "-O2", "-g", "-fPIC", "-pthread", "-Wall", "-Wextra", "-Werror")
 
 
 class FixtureBuildError(RuntimeError):
@@ -56,6 +57,7 @@ class Fixture:
     lib: str | None = None  # file stem after "libdrasi_"; defaults to the fixture name
     executable: bool = False
     link: tuple[str, ...] = ()
+    cxx: bool = False  # C++ sources: built with $CXX (else c++), skipped without one
 
 
 _CORE = ("common.c", "payload.c")
@@ -148,6 +150,19 @@ FIXTURES: dict[str, Fixture] = {
         (_name("hostile"),),
         "source factories 'hostile' / 'hostile-empty-schema' misbehaving per config `mode`",
     ),
+    "hostile2": Fixture(
+        (*_SOURCE, "reaction.c", "lib_hostile2.c"),
+        (_name("hostile2"),),
+        "impossible registration counts, a 0x42 bool, a dangling owned schema, a string "
+        "array with len > cap, raw log levels, threads calling back for ever",
+    ),
+    "hostile_cxx": Fixture(
+        ("lib_hostile_cxx.cpp",),
+        (),
+        "C++ plugin whose noexcept std::threads call the host callbacks for ever "
+        "(skipped without a C++ compiler)",
+        cxx=True,
+    ),
     "services": Fixture(
         (*_SOURCE, "services.c", "lib_services.c"),
         (_name("services"),),
@@ -190,9 +205,15 @@ def _compiler(cc: str | None) -> list[str]:
     return words
 
 
+def cxx_compiler() -> list[str] | None:
+    """The C++ compiler command ($CXX, else c++), or None when there is none."""
+    words = shlex.split(os.environ.get("CXX") or "c++")
+    return words if words and shutil.which(words[0]) else None
+
+
 def _command(name: str, compiler: list[str], output: Path) -> list[str]:
     fixture = FIXTURES[name]
-    cmd = [*compiler, *BASE_FLAGS]
+    cmd = [*compiler, *(CXX_FLAGS if fixture.cxx else BASE_FLAGS)]
     if not fixture.executable:
         cmd.append("-shared")
     cmd += [f"-I{CDEFS}", f"-I{HERE}"]
@@ -255,9 +276,11 @@ def build_fixtures(
     """Build the fixtures (all, or those named in ``only``) into ``out_dir``.
 
     Returns a mapping of fixture name to the built file.  ``cc`` overrides the
-    compiler (default: ``$CC``, else ``cc``).  Raises :class:`FixtureBuildError`
-    with the compiler's diagnostics when a build fails, and :class:`KeyError`
-    for an unknown fixture name.
+    compiler (default: ``$CC``, else ``cc``).  C++ fixtures are built with
+    :func:`cxx_compiler` and left out of the mapping when there is none (or
+    their sources are absent).
+    Raises :class:`FixtureBuildError` with the compiler's diagnostics when a
+    build fails, and :class:`KeyError` for an unknown fixture name.
     """
     names = list(FIXTURES) if only is None else list(dict.fromkeys(only))
     unknown = [n for n in names if n not in FIXTURES]
@@ -266,9 +289,21 @@ def build_fixtures(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     compiler = _compiler(cc)
+    cxx = cxx_compiler()
+    # C++ fixtures are optional: skipped without a C++ compiler, or where only
+    # the C sources were shipped (the demo copy inside the wheel)
+    names = [
+        n
+        for n in names
+        if not FIXTURES[n].cxx
+        or (cxx is not None and all((HERE / src).is_file() for src in FIXTURES[n].sources))
+    ]
     workers = max(1, min(len(names), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {n: pool.submit(_build_one, n, out, compiler) for n in names}
+        futures = {
+            n: pool.submit(_build_one, n, out, cxx if FIXTURES[n].cxx and cxx else compiler)
+            for n in names
+        }
         return {n: f.result() for n, f in futures.items()}
 
 

@@ -88,7 +88,9 @@ class ComponentProxy:
             self.type_name: str = _abi.read_str(
                 vt.type_name_fn(vt.state), f"{plugin_label} {self.component_type} type_name"
             )
-            self.auto_start: bool = bool(vt.auto_start_fn(vt.state))
+            self.auto_start: bool = _abi.call_bool(
+                vt.auto_start_fn, vt.state, what=f"{plugin_label} {self.component_type} auto_start"
+            )
         except DrasiHostError:
             self._finalizer()
             raise
