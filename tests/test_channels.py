@@ -11,9 +11,9 @@ release is counted per event in C, so "released exactly once" is observed
 directly, whichever way an event leaves (drained, refused, released with its
 channel).
 
-Python drains with ``dh_events_drain`` (records plus one arena, freed with
-``lib.free``) and waits through ``dh_chan_arm_consumer`` and a
-:class:`~drasi_host._notify.Notifier`, under asyncio and trio.
+Python takes what is queued with ``dh_events_take`` (records plus one byte
+arena, copied on push) and waits through ``dh_chan_arm_consumer`` and a
+:class:`~drasi_host.channels.Notifier`, under asyncio and trio.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drasi_host._abi import ffi, lib
-from drasi_host._notify import Notifier
+from drasi_host.channels import Notifier
 
 pytestmark = [
     pytest.mark.skipif(
@@ -215,9 +215,18 @@ class Rig:
         self.producers: list[Producer] = []
         self.pullers: list[Puller] = []
 
-    def channel(self, kind: int, capacity: int) -> tuple[int, Notifier]:
+    def channel(
+        self,
+        kind: int,
+        capacity: int,
+        *,
+        max_bytes: int = 1 << 24,
+        drasi: bool = True,
+        max_payload: int = 1 << 20,
+    ) -> tuple[int, Notifier]:
         notifier = Notifier()
-        key = lib.dh_chan_new(kind, capacity, notifier.write_fd)
+        flags = lib.DH_CHAN_DRASI_PAYLOAD if drasi else 0
+        key = lib.dh_chan_new(kind, flags, capacity, max_bytes, max_payload, notifier.write_fd)
         assert key != 0
         self.channels.append((key, notifier))
         return key, notifier
@@ -295,71 +304,59 @@ class Rec:
         return int(self.entity_id[1:])
 
 
-def drain(
-    key: int,
-    max_records: int = 256,
-    *,
-    drasi: bool = True,
-    max_payload: int = 1 << 20,
-    max_batch: int = 1 << 24,
-) -> tuple[list[Rec], bool]:
-    """One ``dh_events_drain`` call, parsed; checks the arena is used exactly."""
-    records = ffi.new("DhEventRecord[]", max_records)
-    arena = ffi.new("uint8_t **")
-    arena_len = ffi.new("size_t *")
-    ended = ffi.new("int *")
-    n = lib.dh_events_drain(
-        key, records, max_records, arena, arena_len, int(drasi), max_payload, max_batch, ended
-    )
-    try:
-        if n < 0:
-            return [], bool(ended[0])
-        data = ffi.buffer(arena[0], arena_len[0])[:] if arena_len[0] else b""
-        out, off = [], 0
-        for i in range(n):
-            r = records[i]
-            parts = []
-            for length in (r.source_id_len, r.label_len, r.entity_id_len):
-                parts.append(data[off : off + length])
-                off += length
-            payload = None
-            if r.flags & HAS_PAYLOAD:
-                payload = data[off : off + r.payload_len]
-                off += r.payload_len
-            source_id, label, entity_id = parts
-            out.append(
-                Rec(
-                    source_id=source_id,
-                    label=label,
-                    entity_id=entity_id,
-                    payload=payload,
-                    flags=int(r.flags),
-                    payload_len=int(r.payload_len),
-                    timestamp_us=int(r.timestamp_us),
-                    sequence=int(r.sequence),
-                    op=int(r.op),
-                )
+def drain(key: int) -> tuple[list[Rec], bool]:
+    """One ``dh_events_take`` call, parsed; checks the arena is used exactly."""
+    batch = ffi.new("DhEventBatch *")
+    n = lib.dh_events_take(key, batch)
+    if n <= 0:
+        return [], bool(batch.ended)
+    assert n == batch.count
+    data = ffi.buffer(batch.bytes, batch.nbytes)[:] if batch.nbytes else b""
+    out, off = [], 0
+    flagged = 0
+    for i in range(n):
+        r = batch.records[i]
+        assert r.offset == off, "records follow each other in the arena"
+        parts = []
+        for length in (r.source_id_len, r.label_len, r.entity_id_len):
+            parts.append(data[off : off + length])
+            off += length
+        payload = None
+        if r.flags & HAS_PAYLOAD:
+            payload = data[off : off + r.payload_len]
+            off += r.payload_len
+        if r.flags & lib.DH_REC_ERRORS:
+            flagged += 1
+        source_id, label, entity_id = parts
+        out.append(
+            Rec(
+                source_id=source_id,
+                label=label,
+                entity_id=entity_id,
+                payload=payload,
+                flags=int(r.flags),
+                payload_len=int(r.payload_len),
+                timestamp_us=int(r.timestamp_us),
+                sequence=int(r.sequence),
+                op=int(r.op),
             )
-        assert off == len(data), "the arena holds exactly the hints and payloads"
-        return out, bool(ended[0])
-    finally:
-        if arena[0] != ffi.NULL:
-            lib.free(arena[0])
+        )
+    assert off == len(data), "the arena holds exactly the hints and payloads"
+    assert flagged == batch.flagged
+    return out, bool(batch.ended)
 
 
 def drain_all(
     key: int,
     *,
-    per_call: int = 256,
     check: Callable[[], None] | None = None,
     pause: float = 0.0,
-    **options: Any,
 ) -> list[Rec]:
     """Drain until the stream ends (polling; the wake-up path is tested apart)."""
     out: list[Rec] = []
     deadline = time.monotonic() + TIMEOUT
     while True:
-        records, ended = drain(key, per_call, **options)
+        records, ended = drain(key)
         out.extend(records)
         if check is not None:
             check()
@@ -448,12 +445,13 @@ def test_back_pressure_blocks_the_producer_without_loss(rig: Rig) -> None:
     st = stats(key)
     assert (st.queued, st.pushed) == (4, 4)  # blocked: nothing lost, nothing dropped
     assert not producer.done
-    assert producer.drops() == [0] * 400
+    # Copied on push: the queued events were released on the plugin's thread.
+    assert producer.drops() == [1] * 4 + [0] * 396
 
     def bounded() -> None:
         assert stats(key).queued <= 4
 
-    records = drain_all(key, per_call=3, check=bounded, pause=0.0002)
+    records = drain_all(key, check=bounded, pause=0.0002)
     producer.wait()
     assert [r.id for r in records] == list(range(400))
     assert producer.accepted == 400
@@ -471,7 +469,7 @@ def test_close_unblocks_a_blocked_producer(rig: Rig) -> None:
     assert (producer.accepted, producer.refused, producer.first_refused_id) == (4, 1, 4)
     drops = producer.drops()
     assert drops[4] == 1  # the refused event was released by the host
-    assert drops[:4] == [0] * 4  # still queued
+    assert drops[:4] == [1] * 4  # queued as copies, released on push
     assert drops[5:] == [0] * 5  # never built: the producer stopped on false
     st = stats(key)
     assert (st.closed, st.rejected, st.queued) == (1, 1, 4)
@@ -497,9 +495,9 @@ def test_pushes_after_end_of_stream_are_refused_and_released(rig: Rig) -> None:
 def test_release_frees_queued_events_and_refuses_late_calls(rig: Rig) -> None:
     key, _ = rig.channel(SOURCE, 8)
     early = rig.producer(key, 0, 2).start().wait()
-    assert early.drops() == [0, 0]
-    lib.dh_chan_release(key)
-    assert early.drops() == [1, 1]  # queued events released with the channel
+    assert early.drops() == [1, 1]  # copied and released on push
+    assert stats(key).queued == 2
+    lib.dh_chan_release(key)  # frees the queued copies
     # A plugin that keeps pushing with the stale key: refused, released, no crash.
     late = rig.producer(key, 10, 100, send_eos=1).start().wait()
     assert (late.accepted, late.refused) == (0, 100)
@@ -549,7 +547,7 @@ def test_release_accepts_nothing_more(rig: Rig) -> None:
 
 
 def test_keys_are_not_reused(rig: Rig) -> None:
-    old = lib.dh_chan_new(SOURCE, 4, -1)
+    old = lib.dh_chan_new(SOURCE, 0, 4, 1 << 20, 1 << 20, -1)
     lib.dh_chan_release(old)
     new, _ = rig.channel(SOURCE, 4)
     assert new != old
@@ -561,7 +559,7 @@ def test_keys_are_not_reused(rig: Rig) -> None:
     assert stats(new).pushed == 0  # the new channel saw nothing
     keys = set()
     for _ in range(500):
-        k = lib.dh_chan_new(RESULTS, 1, -1)
+        k = lib.dh_chan_new(RESULTS, 0, 1, 1, 0, -1)
         assert k not in keys and k not in (old, new)
         keys.add(k)
         lib.dh_chan_release(k)
@@ -576,7 +574,7 @@ _never_issued = st.integers(0, 2**32 - 1) | st.integers(2**63, 2**64 - 1)
 @given(key=_never_issued)
 def test_unknown_keys_are_safe_everywhere(key: int) -> None:
     assert lib.dh_chan_stats(key, ffi.new("DhChanStats *")) == -1
-    assert drain(key, 4) == ([], True)
+    assert drain(key) == ([], True)
     assert lib.dh_chan_arm_consumer(key) == 1
     assert lib.dh_results_push(key, b"x", 1) == -1
     assert lib.dh_result_pull(ctx(key), ffi.NULL) == ffi.NULL
@@ -587,9 +585,9 @@ def test_unknown_keys_are_safe_everywhere(key: int) -> None:
 
 
 def test_oversize_payload_is_flagged_and_not_copied(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 16)
+    key, _ = rig.channel(SOURCE, 16, max_payload=64)
     producer = rig.producer(key, 0, 30, send_eos=1, big_every=3, big_len=100_000).start()
-    records = drain_all(key, max_payload=64)
+    records = drain_all(key)
     producer.wait()
     assert [r.id for r in records] == list(range(30))
     for r in records:
@@ -603,9 +601,9 @@ def test_oversize_payload_is_flagged_and_not_copied(rig: Rig) -> None:
 
 
 def test_payload_at_the_limit_is_copied(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 4)
+    key, _ = rig.channel(SOURCE, 4, max_payload=5000)
     producer = rig.producer(key, 0, 1, send_eos=1, big_every=1, big_len=5000).start()
-    records = drain_all(key, max_payload=5000)
+    records = drain_all(key)
     producer.wait()
     assert records[0].flags == HAS_PAYLOAD
     assert records[0].payload == b"x" * 5000
@@ -643,51 +641,70 @@ def test_null_payload_data_is_flagged(rig: Rig) -> None:
 
 
 def test_opaque_payload_plugins_still_release_each_event(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 16)
+    key, _ = rig.channel(SOURCE, 16, drasi=False)
     producer = rig.producer(key, 0, 50, send_eos=1).start()
-    records = drain_all(key, drasi=False)
+    records = drain_all(key)
     producer.wait()
     assert [r.id for r in records] == list(range(50))
     assert all(r.flags == 0 and r.payload is None and r.payload_len == 0 for r in records)
     assert producer.drops() == [1] * 50
 
 
-def test_batch_byte_limit(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 64)
-    producer = rig.producer(key, 0, 40, send_eos=1).start().wait()
-    assert producer.accepted == 40
+def size(r: Rec) -> int:
+    return len(r.source_id) + len(r.label) + len(r.entity_id) + r.payload_len
 
-    def size(r: Rec) -> int:
-        return len(r.source_id) + len(r.label) + len(r.entity_id) + r.payload_len
 
-    # A zero byte budget still moves one record per call.
-    records, _ = drain(key, 64, max_batch=0)
-    assert len(records) == 1
-    # Otherwise a batch never exceeds the budget, and stops only when the next
-    # record would have.
+def test_byte_bound_blocks_the_producer(rig: Rig) -> None:
     budget = 60
-    seen = records
+    key, _ = rig.channel(SOURCE, 64, max_bytes=budget)
+    producer = rig.producer(key, 0, 40, send_eos=1).start()
+    wait_for(lambda: stats(key).pushed > 0, "a first push")
+    time.sleep(0.05)
+    st = stats(key)
+    # Held back by bytes, far below the event bound.
+    assert 0 < st.queued < 10 and st.queued_bytes <= budget and st.max_bytes == budget
+    assert not producer.done
+    seen: list[Rec] = []
+    deadline = time.monotonic() + TIMEOUT
     while True:
-        batch, ended = drain(key, 64, max_batch=budget)
-        if batch:
-            assert sum(size(r) for r in batch) <= budget
-            seen.extend(batch)
+        batch, ended = drain(key)
+        assert sum(size(r) for r in batch) <= budget
+        seen.extend(batch)
         if ended:
             break
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    producer.wait()
     assert [r.id for r in seen] == list(range(40))
     assert producer.drops() == [1] * 40
 
 
-def test_record_count_limit(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 16)
-    rig.producer(key, 0, 7, send_eos=1).start().wait()
+def test_an_event_over_the_byte_bound_passes_alone(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 64, max_bytes=5)
+    producer = rig.producer(key, 0, 12, send_eos=1).start()
     sizes = []
+    deadline = time.monotonic() + TIMEOUT
+    seen: list[Rec] = []
     while True:
-        batch, ended = drain(key, 3)
-        sizes.append(len(batch))
+        batch, ended = drain(key)
+        if batch:
+            sizes.append(len(batch))
+            seen.extend(batch)
         if ended:
             break
-    assert sizes == [3, 3, 1]
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    producer.wait()
+    assert [r.id for r in seen] == list(range(12))
+    assert set(sizes) == {1}
+
+
+def test_take_moves_everything_queued(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    rig.producer(key, 0, 7, send_eos=1).start().wait()
+    batch, ended = drain(key)
+    assert [r.id for r in batch] == list(range(7)) and ended
+    assert drain(key) == ([], True)
 
 
 # ---- bootstrap events ----------------------------------------------------------------
@@ -930,7 +947,7 @@ async def test_async_consumer_with_back_pressure(rig: Rig) -> None:
     waits = 0
     with anyio.fail_after(TIMEOUT):
         while True:
-            records, ended = drain(key, 64)
+            records, ended = drain(key)
             received.extend(records)
             if ended:
                 break

@@ -20,6 +20,7 @@ from drasi_host import (
     BootstrapEvent,
     CallbackContext,
     ChangeOp,
+    ClosedError,
     PluginProtocolError,
     SourceEventWrapper,
     SourceProxy,
@@ -209,7 +210,7 @@ async def test_early_close_of_a_huge_stream(
             await receiver.aclose()
         assert time.monotonic() - started < 2
         assert receiver.closed
-        with pytest.raises(StopAsyncIteration):
+        with pytest.raises(ClosedError):  # a closed receiver says so
             await receiver.__anext__()
         stats = await settle(lambda: fixture_stats_reader(path), all_released)
         assert stats["receivers_dropped"] == 1

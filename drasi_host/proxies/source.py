@@ -110,7 +110,7 @@ class SourceProxy(ComponentProxy):
             )
             receivers.append(bootstrap_receiver)
         for r in receivers:
-            self._release_first(r._finalizer)
+            self._release_first(r.close_now)
         return SubscriptionResponse(query_id, source_id, receiver, bootstrap_receiver)
 
     @staticmethod
