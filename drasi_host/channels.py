@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import operator
 import socket
 import struct
 import sys
@@ -61,9 +62,13 @@ DEFAULT_CAPACITY = 4096
 #: (a single larger event still passes on its own).
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
-_RECORD = struct.Struct("<qQiIIIIIQ")
+_RECORD = struct.Struct("<qQiIIIIIIIQ")
 assert _RECORD.size == ffi.sizeof("DhEventRecord")
 _RECORD_SIZE = _RECORD.size
+# Columns of a record viewed as int64 (7 per record) and uint32 (14 per record).
+_I64, _U32 = _RECORD_SIZE // 8, _RECORD_SIZE // 4
+_TS, _SEQ, _PAYLOAD_LEN = 0, 1, 6  # int64 columns
+_OP, _FLAGS, _HINT_OFFSET, _PAYLOAD_OFFSET = 4, 5, 9, 10  # uint32 columns
 _OPS = tuple(ChangeOp)
 _INSERT = ChangeOp.INSERT
 _HAS_PAYLOAD = lib.DH_REC_HAS_PAYLOAD
@@ -220,21 +225,34 @@ class ThreadSafeQueue(Generic[T]):
 
 
 class _Raw:
-    """One batch taken from a channel: its records and byte arena (copies),
-    and how far it has been consumed."""
+    """One batch taken from a channel (records, hint arena and payload
+    arena, copied into ``bytes``) and how far it has been consumed."""
 
-    __slots__ = ("arena", "errors", "n", "pos", "records", "text")
+    __slots__ = ("errors", "hints", "n", "parts", "payloads", "pos", "records")
 
-    def __init__(self, records: bytes, arena: bytes, n: int, flagged: int) -> None:
+    def __init__(
+        self,
+        records: bytes,
+        hints: bytes,
+        payloads: bytes,
+        n: int,
+        flagged: int,
+        hint_nuls: int,
+    ) -> None:
         self.records = records
-        self.arena = arena
-        # ASCII arenas (the common case) are decoded once and sliced as str.
-        self.text: str | None = arena.decode("ascii") if arena.isascii() else None
+        self.hints = hints
+        self.payloads = payloads
         self.n = n
         self.pos = 0
+        # Every hint ends with a NUL byte: one decode and one split give all
+        # of them (decoding whole or per hint is the same, NUL being ASCII),
+        # unless a hint itself holds a NUL.
+        self.parts: list[str] | None = (
+            None if hint_nuls else hints.decode("utf-8", "replace").split("\0")
+        )
         self.errors: collections.deque[int] = collections.deque()
         if flagged:
-            flags = memoryview(records).cast("I")[5::12].tolist()
+            flags = memoryview(records).cast("I")[_FLAGS::_U32].tolist()
             self.errors.extend(i for i, f in enumerate(flags) if f & _ERRORS)
 
     def next_stop(self, limit: int) -> int:
@@ -244,6 +262,28 @@ class _Raw:
         if errors and errors[0] < stop:
             stop = errors[0]
         return stop
+
+    def views(self, start: int, stop: int) -> tuple[memoryview, memoryview]:
+        """Records ``start:stop`` as int64 and uint32 columns."""
+        view = memoryview(self.records)[start * _RECORD_SIZE : stop * _RECORD_SIZE]
+        return view.cast("q"), view.cast("I")
+
+    def hint_strings(self, start: int, stop: int) -> list[str]:
+        """Source id, label and entity id of records ``start:stop``, flat."""
+        parts = self.parts
+        if parts is not None:
+            return parts[3 * start : 3 * stop]
+        out: list[str] = []
+        hints = self.hints
+        for _, _, _, _, sl, ll, el, off, _, _, _ in _RECORD.iter_unpack(
+            self.records[start * _RECORD_SIZE : stop * _RECORD_SIZE]
+        ):
+            a = off + sl + 1
+            b = a + ll + 1
+            out.append(hints[off : off + sl].decode("utf-8", "replace"))
+            out.append(hints[a : a + ll].decode("utf-8", "replace"))
+            out.append(hints[b : b + el].decode("utf-8", "replace"))
+        return out
 
 
 class EventChannel:
@@ -306,9 +346,14 @@ class EventChannel:
             self.ended = True
         if n <= 0:
             return None
-        records = ffi.buffer(out.records, n * _RECORD_SIZE)[:]
-        arena = ffi.buffer(out.bytes, out.nbytes)[:] if out.nbytes else b""
-        raw = self._raw = _Raw(records, arena, int(n), int(out.flagged))
+        raw = self._raw = _Raw(
+            ffi.buffer(out.records, n * _RECORD_SIZE)[:],
+            ffi.buffer(out.hints, out.nhints)[:],
+            ffi.buffer(out.payloads, out.npayloads)[:] if out.npayloads else b"",
+            int(n),
+            int(out.flagged),
+            int(out.hint_nuls),
+        )
         return raw
 
     @property
@@ -317,13 +362,13 @@ class EventChannel:
         return raw is not None and raw.pos < raw.n
 
     def drain(self, out: collections.deque[Any]) -> int:
-        """Move every queued event into ``out`` as event objects (records
-        that break the ABI as :class:`PluginProtocolError` objects)."""
+        """Move every queued event into ``out`` as event objects, records
+        that break the ABI as :class:`PluginProtocolError` objects in their
+        place.  Returns how many error objects were appended."""
         raw = self._take()
         if raw is None:
             return 0
-        count = raw.n - raw.pos
-        append = out.append
+        errors = 0
         while raw.pos < raw.n:
             stop = raw.next_stop(raw.n)
             if stop > raw.pos:
@@ -331,9 +376,10 @@ class EventChannel:
                 raw.pos = stop
             else:
                 raw.errors.popleft()
-                append(self._error(raw, raw.pos))
+                out.append(self._error(raw, raw.pos))
                 raw.pos += 1
-        return count
+                errors += 1
+        return errors
 
     def take_batch(self, max_events: int) -> EventBatch | PluginProtocolError | None:
         """The next run of events as an :class:`EventBatch` (at most
@@ -353,55 +399,58 @@ class EventChannel:
 
     def _build(self, raw: _Raw, start: int, stop: int) -> list[Any]:
         """Event objects for the good records ``start:stop`` of ``raw``."""
-        records = raw.records[start * _RECORD_SIZE : stop * _RECORD_SIZE]
-        arena = raw.arena
-        text = raw.text
+        i64, u32 = raw.views(start, stop)
+        timestamps = i64[_TS::_I64].tolist()
+        hints = iter(raw.hint_strings(start, stop))
         codec = self.codec
-        ops = _OPS
         events: list[Any] = []
         append = events.append
         if self.bootstrap:
+            ops: list[Any] = i64.cast("B").cast("Q")[_SEQ::_I64].tolist()  # sequences for now
             cls: type[SourceEventWrapper] = BootstrapEvent
         else:
+            ops = list(map(_OPS.__getitem__, u32[_OP::_U32].tolist()))
             cls = SourceEventWrapper
-        bootstrap = self.bootstrap
-        for ts, seq, op, flags, sl, ll, el, off, pl in _RECORD.iter_unpack(records):
-            a = off + sl
-            b = a + ll
-            c = b + el
-            ev = _new(cls)
-            if text is not None:
-                ev.source_id = text[off:a]
-                ev.label = text[a:b]
-                ev.entity_id = text[b:c]
-            else:
-                ev.source_id = arena[off:a].decode("utf-8", "replace")
-                ev.label = arena[a:b].decode("utf-8", "replace")
-                ev.entity_id = arena[b:c].decode("utf-8", "replace")
-            ev.timestamp_us = ts
-            if flags & _HAS_PAYLOAD:
-                ev._payload = arena
-                ev._start = c
-                ev._end = c + pl
-            else:
+        if codec is not None:  # every good record of a DrasiPayload plugin has a payload
+            payloads = raw.payloads
+            starts = u32[_PAYLOAD_OFFSET::_U32].tolist()
+            ends = list(map(operator.add, starts, i64[_PAYLOAD_LEN::_I64].tolist()))
+            for ts, op, source_id, label, entity_id, a, b in zip(
+                timestamps, ops, hints, hints, hints, starts, ends, strict=True
+            ):
+                ev = _new(cls)
+                ev.source_id = source_id
+                ev.label = label
+                ev.entity_id = entity_id
+                ev.timestamp_us = ts
+                ev.op = op
+                ev._payload = payloads
+                ev._start = a
+                ev._end = b
+                ev._codec = codec
+                append(ev)
+        else:
+            for ts, op, source_id, label, entity_id in zip(
+                timestamps, ops, hints, hints, hints, strict=True
+            ):
+                ev = _new(cls)
+                ev.source_id = source_id
+                ev.label = label
+                ev.entity_id = entity_id
+                ev.timestamp_us = ts
+                ev.op = op
                 ev._payload = None
-                ev._end = -1
-            ev._codec = codec
-            if bootstrap:
+                ev._codec = None
+                append(ev)
+        if self.bootstrap:
+            for ev in events:  # the sequence was put in the op's place above
+                ev.sequence = ev.op  # type: ignore[attr-defined]
                 ev.op = _INSERT
-                ev.sequence = seq  # type: ignore[attr-defined]
-            else:
-                ev.op = ops[op]
-            append(ev)
         return events
 
     def _error(self, raw: _Raw, index: int) -> PluginProtocolError:
-        _, _, op, flags, sl, ll, el, off, pl = _RECORD.unpack_from(
-            raw.records, index * _RECORD_SIZE
-        )
-        a = off + sl
-        source_id = raw.arena[off:a].decode("utf-8", "replace")
-        entity_id = raw.arena[a + ll : a + ll + el].decode("utf-8", "replace")
+        _, _, op, flags, *_, pl = _RECORD.unpack_from(raw.records, index * _RECORD_SIZE)
+        source_id, _, entity_id = raw.hint_strings(index, index + 1)
         where = f"{self.label}: event {entity_id!r} from {source_id!r}"
         if flags & lib.DH_REC_OVERSIZE:
             message = (
@@ -512,52 +561,35 @@ class EventBatch:
 
     def _views(self) -> tuple[memoryview, memoryview]:
         assert self._raw is not None
-        view = memoryview(self._raw.records)[self._start * _RECORD_SIZE : self._stop * _RECORD_SIZE]
-        return view.cast("q"), view.cast("I")
+        return self._raw.views(self._start, self._stop)
 
     def _field(self, name: str) -> list[Any]:
         return [getattr(event, name) for event in self.events]
 
-    def _strings(self, which: int) -> list[str]:
-        """Column of one routing hint: 0 source id, 1 label, 2 entity id."""
+    def _hints(self, which: int) -> list[str]:
+        """One routing hint of every event: 0 source id, 1 label, 2 entity id."""
         if self._raw is None:
             return self._field(("source_id", "label", "entity_id")[which])
-        _, u32 = self._views()
-        offsets = u32[9::12].tolist()
-        lens = [u32[6::12].tolist(), u32[7::12].tolist(), u32[8::12].tolist()]
-        if which == 0:
-            starts = offsets
-        elif which == 1:
-            starts = [o + s for o, s in zip(offsets, lens[0], strict=True)]
-        else:
-            starts = [o + s + lb for o, s, lb in zip(offsets, lens[0], lens[1], strict=True)]
-        mine = lens[which]
-        text = self._raw.text
-        if text is not None:
-            return [text[s : s + n] for s, n in zip(starts, mine, strict=True)]
-        arena = self._raw.arena
-        return [
-            arena[s : s + n].decode("utf-8", "replace") for s, n in zip(starts, mine, strict=True)
-        ]
+        return self._raw.hint_strings(self._start, self._stop)[which::3]
 
     @property
     def source_ids(self) -> Sequence[str]:
-        return self._strings(0)
+        return self._hints(0)
 
     @property
     def labels(self) -> Sequence[str]:
-        return self._strings(1)
+        return self._hints(1)
 
     @property
     def entity_ids(self) -> Sequence[str]:
-        return self._strings(2)
+        return self._hints(2)
 
     @property
     def timestamps_us(self) -> Sequence[int]:
         if self._raw is None:
             return self._field("timestamp_us")
         i64, _ = self._views()
-        return i64[0::6].tolist()
+        return i64[_TS::_I64].tolist()
 
     @property
     def ops(self) -> Sequence[ChangeOp]:
@@ -566,7 +598,7 @@ class EventBatch:
         if self._channel.bootstrap:
             return [_INSERT] * len(self)
         _, u32 = self._views()
-        return list(map(_OPS.__getitem__, u32[4::12].tolist()))
+        return list(map(_OPS.__getitem__, u32[_OP::_U32].tolist()))
 
     @property
     def sequences(self) -> Sequence[int]:
@@ -575,33 +607,23 @@ class EventBatch:
             return [getattr(event, "sequence", 0) for event in self.events]
         if not self._channel.bootstrap:
             return [0] * len(self)
-        assert self._raw is not None
-        view = memoryview(self._raw.records)[self._start * _RECORD_SIZE : self._stop * _RECORD_SIZE]
-        return view.cast("Q")[1::6].tolist()
+        i64, _ = self._views()
+        return i64.cast("B").cast("Q")[_SEQ::_I64].tolist()
 
     @property
     def payloads(self) -> Sequence[bytes | None]:
         if self._raw is None:
             return self._field("payload")
+        if self._channel.codec is None:
+            return [None] * len(self)
         i64, u32 = self._views()
-        arena = self._raw.arena
-        out: list[bytes | None] = []
-        append = out.append
-        for off, sl, ll, el, flags, pl in zip(
-            u32[9::12].tolist(),
-            u32[6::12].tolist(),
-            u32[7::12].tolist(),
-            u32[8::12].tolist(),
-            u32[5::12].tolist(),
-            i64[5::6].tolist(),
-            strict=True,
-        ):
-            if flags & _HAS_PAYLOAD:
-                start = off + sl + ll + el
-                append(arena[start : start + pl])
-            else:
-                append(None)
-        return out
+        payloads = self._raw.payloads
+        return [
+            payloads[a : a + n]
+            for a, n in zip(
+                u32[_PAYLOAD_OFFSET::_U32].tolist(), i64[_PAYLOAD_LEN::_I64].tolist(), strict=True
+            )
+        ]
 
     def changes(self) -> list[SourceChange | None]:
         """Every event's change, decoded now (None for opaque payloads)."""

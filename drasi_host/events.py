@@ -77,7 +77,7 @@ class SourceEventWrapper:
     def payload(self) -> bytes | None:
         """The raw document bytes (None for an opaque payload)."""
         data = self._payload
-        if self._end >= 0 and data is not None:
+        if data is not None and self._end >= 0:
             data = self._payload = data[self._start : self._end]
             self._end = -1
         return data

@@ -60,9 +60,11 @@
 typedef struct dh_evbuf {
     DhEventRecord *recs;
     size_t nrec, rec_cap;
-    uint8_t *bytes;
-    size_t nbytes, byte_cap;
-    size_t flagged;
+    uint8_t *hints;
+    size_t nhints, hints_cap;
+    uint8_t *payloads;
+    size_t npayloads, payloads_cap;
+    size_t flagged, hint_nuls;
 } dh_evbuf;
 
 typedef struct dh_slot {
@@ -127,7 +129,8 @@ static void dh_notify(dh_slot *s) {
 
 static void dh_evbuf_free(dh_evbuf *b) {
     free(b->recs);
-    free(b->bytes);
+    free(b->hints);
+    free(b->payloads);
     memset(b, 0, sizeof *b);
 }
 
@@ -268,7 +271,7 @@ int dh_chan_stats(uint64_t key, DhChanStats *out) {
     if (!s) return DH_UNKNOWN;
     out->queued = dh_queued(s);
     out->capacity = s->cap;
-    out->queued_bytes = s->kind == DH_KIND_RESULTS ? 0 : s->fill.nbytes;
+    out->queued_bytes = s->kind == DH_KIND_RESULTS ? 0 : s->fill.nhints + s->fill.npayloads;
     out->max_bytes = s->kind == DH_KIND_RESULTS ? 0 : s->max_bytes;
     out->pushed = s->pushed;
     out->rejected = s->rejected;
@@ -372,12 +375,14 @@ static bool dh_event_push(uint64_t key, int kind, dh_incoming *in) {
             }
         }
     }
-    size_t need = hl[0] + hl[1] + hl[2] + plen;
+    size_t hneed = hl[0] + hl[1] + hl[2] + 3; /* each hint ends with a NUL */
+    size_t need = hneed + plen;
 
     /* Wait for room: by events, and by bytes unless the buffer is empty (an
      * event larger than the byte bound still passes alone). */
     while (s->state == DH_OPEN && !s->eos &&
-           (s->fill.nrec >= s->cap || (s->fill.nrec > 0 && s->fill.nbytes + need > s->max_bytes))) {
+           (s->fill.nrec >= s->cap ||
+            (s->fill.nrec > 0 && s->fill.nhints + s->fill.npayloads + need > s->max_bytes))) {
         s->producer_waiting++;
         pthread_cond_wait(&s->not_full, &s->mu);
         if (s->generation != gen) { /* released while waiting: the slot is not ours */
@@ -392,32 +397,42 @@ static bool dh_event_push(uint64_t key, int kind, dh_incoming *in) {
         goto refused;
     }
     dh_evbuf *b = &s->fill;
-    rec.offset = (uint32_t)b->nbytes;
     size_t want_recs = b->nrec + 1;
     if (want_recs < DH_INITIAL_RECORDS && s->cap >= DH_INITIAL_RECORDS)
         want_recs = DH_INITIAL_RECORDS;
     if (!dh_grow((void **)&b->recs, &b->rec_cap, want_recs, sizeof(DhEventRecord)) ||
-        !dh_grow((void **)&b->bytes, &b->byte_cap, b->nbytes + need, 1)) {
-        /* Out of memory: keep the record, flagged, without its bytes. */
+        !dh_grow((void **)&b->hints, &b->hints_cap, b->nhints + hneed, 1) ||
+        !dh_grow((void **)&b->payloads, &b->payloads_cap, b->npayloads + plen, 1)) {
+        /* Out of memory: keep the record, flagged, without its hints or payload. */
         rec.flags = (rec.flags & ~(uint32_t)DH_REC_HAS_PAYLOAD) | DH_REC_NO_MEMORY;
+        hl[0] = hl[1] = hl[2] = plen = 0;
         rec.source_id_len = rec.label_len = rec.entity_id_len = 0;
-        need = 0;
-        if (!dh_grow((void **)&b->recs, &b->rec_cap, b->nrec + 1, sizeof(DhEventRecord))) {
+        hneed = 3;
+        if (!dh_grow((void **)&b->recs, &b->rec_cap, b->nrec + 1, sizeof(DhEventRecord)) ||
+            !dh_grow((void **)&b->hints, &b->hints_cap, b->nhints + hneed, 1)) {
             s->rejected++;
             pthread_mutex_unlock(&s->mu);
             goto refused;
         }
-    } else {
-        uint8_t *dst = b->bytes + b->nbytes;
-        for (int h = 0; h < 3; h++) {
-            if (hl[h]) memcpy(dst, in->hints[h].ptr, hl[h]);
-            dst += hl[h];
-        }
-        if (plen) memcpy(dst, pdata, plen);
     }
+    rec.hint_offset = (uint32_t)b->nhints;
+    rec.payload_offset = (uint32_t)b->npayloads;
+    uint8_t *dst = b->hints + b->nhints;
+    int nul = 0;
+    for (int h = 0; h < 3; h++) {
+        if (hl[h]) {
+            memcpy(dst, in->hints[h].ptr, hl[h]);
+            nul |= memchr(dst, 0, hl[h]) != NULL;
+        }
+        dst[hl[h]] = 0;
+        dst += hl[h] + 1;
+    }
+    if (plen) memcpy(b->payloads + b->npayloads, pdata, plen);
+    b->nhints += hneed;
+    b->npayloads += plen;
+    b->hint_nuls += (size_t)nul;
     if (rec.flags & DH_REC_ERRORS) b->flagged++;
     b->recs[b->nrec++] = rec;
-    b->nbytes += need;
     s->pushed++;
     if (s->consumer_waiting) {
         s->consumer_waiting = 0;
@@ -529,15 +544,18 @@ int64_t dh_events_take(uint64_t key, DhEventBatch *out) {
     int64_t n = 0;
     if (s->fill.nrec > 0) {
         dh_evbuf done = s->taken;
-        done.nrec = done.nbytes = done.flagged = 0;
+        done.nrec = done.nhints = done.npayloads = done.flagged = done.hint_nuls = 0;
         s->taken = s->fill;
         s->fill = done;
         n = (int64_t)s->taken.nrec;
         out->records = s->taken.recs;
         out->count = s->taken.nrec;
-        out->bytes = s->taken.bytes;
-        out->nbytes = s->taken.nbytes;
+        out->hints = s->taken.hints;
+        out->nhints = s->taken.nhints;
+        out->payloads = s->taken.payloads;
+        out->npayloads = s->taken.npayloads;
         out->flagged = s->taken.flagged;
+        out->hint_nuls = s->taken.hint_nuls;
         if (s->producer_waiting) pthread_cond_broadcast(&s->not_full);
     }
     if (s->fill.nrec == 0 && (s->eos || s->state != DH_OPEN)) out->ended = 1;

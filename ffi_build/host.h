@@ -35,9 +35,10 @@
 
 #define DH_MAX_HINT_LEN 1048576
 
-/* One queued event: 48 bytes, all fixed-width, read in bulk by Python.  Its
- * source id, label, entity id and payload bytes lie back to back in the
- * batch's byte arena from `offset` on (an arena stays below 4 GiB). */
+/* One queued event: 56 bytes, all fixed-width, read in bulk by Python.  Its
+ * routing hints lie in the batch's hint arena from hint_offset on, each
+ * followed by a NUL byte (source id, label, entity id); its payload lies in
+ * the payload arena (arenas stay below 4 GiB). */
 typedef struct DhEventRecord {
     int64_t timestamp_us;
     uint64_t sequence;
@@ -46,17 +47,22 @@ typedef struct DhEventRecord {
     uint32_t source_id_len;
     uint32_t label_len;
     uint32_t entity_id_len;
-    uint32_t offset; /* where its bytes start in the batch's arena */
-    uint64_t payload_len;
+    uint32_t hint_offset;
+    uint32_t payload_offset;
+    uint32_t reserved;
+    uint64_t payload_len; /* for DH_REC_OVERSIZE: the length the plugin gave */
 } DhEventRecord;
 
 /* What dh_events_take hands over (valid until the next take or release). */
 typedef struct DhEventBatch {
     const DhEventRecord *records;
     size_t count;
-    const uint8_t *bytes;
-    size_t nbytes;
-    size_t flagged; /* records with DH_REC_ERRORS flags */
+    const uint8_t *hints;
+    size_t nhints;
+    const uint8_t *payloads;
+    size_t npayloads;
+    size_t flagged;   /* records with DH_REC_ERRORS flags */
+    size_t hint_nuls; /* records whose hints contain a NUL byte */
     int ended;
 } DhEventBatch;
 

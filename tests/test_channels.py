@@ -305,26 +305,28 @@ class Rec:
 
 
 def drain(key: int) -> tuple[list[Rec], bool]:
-    """One ``dh_events_take`` call, parsed; checks the arena is used exactly."""
+    """One ``dh_events_take`` call, parsed; checks both arenas are used exactly."""
     batch = ffi.new("DhEventBatch *")
     n = lib.dh_events_take(key, batch)
     if n <= 0:
         return [], bool(batch.ended)
     assert n == batch.count
-    data = ffi.buffer(batch.bytes, batch.nbytes)[:] if batch.nbytes else b""
-    out, off = [], 0
+    hints = ffi.buffer(batch.hints, batch.nhints)[:]
+    payloads = ffi.buffer(batch.payloads, batch.npayloads)[:] if batch.npayloads else b""
+    out, hoff, poff = [], 0, 0
     flagged = 0
     for i in range(n):
         r = batch.records[i]
-        assert r.offset == off, "records follow each other in the arena"
+        assert (r.hint_offset, r.payload_offset) == (hoff, poff), "records follow each other"
         parts = []
         for length in (r.source_id_len, r.label_len, r.entity_id_len):
-            parts.append(data[off : off + length])
-            off += length
+            parts.append(hints[hoff : hoff + length])
+            assert hints[hoff + length] == 0  # each hint ends with a NUL
+            hoff += length + 1
         payload = None
         if r.flags & HAS_PAYLOAD:
-            payload = data[off : off + r.payload_len]
-            off += r.payload_len
+            payload = payloads[poff : poff + r.payload_len]
+            poff += r.payload_len
         if r.flags & lib.DH_REC_ERRORS:
             flagged += 1
         source_id, label, entity_id = parts
@@ -341,7 +343,7 @@ def drain(key: int) -> tuple[list[Rec], bool]:
                 op=int(r.op),
             )
         )
-    assert off == len(data), "the arena holds exactly the hints and payloads"
+    assert (hoff, poff) == (len(hints), len(payloads)), "the arenas hold exactly the events"
     assert flagged == batch.flagged
     return out, bool(batch.ended)
 
@@ -651,7 +653,8 @@ def test_opaque_payload_plugins_still_release_each_event(rig: Rig) -> None:
 
 
 def size(r: Rec) -> int:
-    return len(r.source_id) + len(r.label) + len(r.entity_id) + r.payload_len
+    """Bytes an event takes in a channel: its hints (each with a NUL) and payload."""
+    return len(r.source_id) + len(r.label) + len(r.entity_id) + 3 + r.payload_len
 
 
 def test_byte_bound_blocks_the_producer(rig: Rig) -> None:

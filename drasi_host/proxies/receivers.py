@@ -94,6 +94,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         self._finalizer.atexit = False
         self._started = False
         self._buffer: collections.deque[Any] = collections.deque()
+        self._errors = 0  # error objects in _buffer
 
     # ---- starting ---------------------------------------------------------------
 
@@ -129,14 +130,21 @@ class _ReceiverProxy(NativeResource, Generic[E]):
 
     async def __anext__(self) -> E:
         buffer = self._buffer
-        if buffer:
-            item = buffer.popleft()
-            if isinstance(item, Exception):
-                raise item
-            return item  # type: ignore[no-any-return]
+        if buffer and not self._errors:
+            return buffer.popleft()  # type: ignore[no-any-return]
         return await self._refill()  # type: ignore[no-any-return]
 
+    def _pop(self) -> Any:
+        """The next buffered item; raises the error a flagged record reports."""
+        item = self._buffer.popleft()
+        if isinstance(item, Exception):
+            self._errors -= 1
+            raise item
+        return item
+
     async def _refill(self) -> Any:
+        if self._buffer:  # items are buffered, one of them an error
+            return self._pop()
         if self._life.closing:
             raise self._closed_error()
         if not self._started:
@@ -147,12 +155,9 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         while True:
             if self._life.closing:
                 raise self._closed_error()
-            channel.drain(buffer)
+            self._errors += channel.drain(buffer)
             if buffer:
-                item = buffer.popleft()
-                if isinstance(item, Exception):
-                    raise item
-                return item
+                return self._pop()
             if channel.ended:
                 raise StopAsyncIteration
             await self._wait()
@@ -193,7 +198,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
                 if isinstance(buffer[0], Exception):
                     if events:
                         break
-                    raise buffer.popleft()
+                    self._pop()
                 events.append(buffer.popleft())
             return EventBatch.of_events(channel, events)
         await _checkpoint()
@@ -217,6 +222,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         if channel is not None:
             channel.close()
         self._buffer = collections.deque()
+        self._errors = 0
         super().close_nowait()
 
     async def aclose(self) -> None:
