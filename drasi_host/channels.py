@@ -444,7 +444,7 @@ class EventChannel:
                 append(ev)
         if self.bootstrap:
             for ev in events:  # the sequence was put in the op's place above
-                ev.sequence = ev.op  # type: ignore[attr-defined]
+                ev.sequence = ev.op
                 ev.op = _INSERT
         return events
 
