@@ -38,7 +38,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drasi_host._abi import ffi, lib
-from drasi_host.channels import Notifier
+from drasi_host.channels import Notifier, ResultChannel
+from drasi_host.errors import ClosedError
 
 pytestmark = [
     pytest.mark.skipif(
@@ -642,6 +643,24 @@ def test_null_payload_data_is_flagged(rig: Rig) -> None:
     assert producer.drops() == [1] * 10
 
 
+def test_payload_lengths_are_read_once(rig: Rig) -> None:
+    # A plugin thread flips each payload's length between 8 and 4096 bytes
+    # while the host copies it.  A host that read the length twice (once to
+    # size its buffer, once to copy) would write past its buffer or get its
+    # arena accounting wrong; read once, every payload is one of the two.
+    n, big = 1000, 4096
+    key, _ = rig.channel(SOURCE, 64, max_payload=1 << 20)
+    producer = rig.producer(key, 0, n, send_eos=1, flip_len=big).start()
+    records = drain_all(key)  # drain() checks both arenas are used exactly
+    producer.wait()
+    assert producer.flips > 0
+    assert [r.id for r in records] == list(range(n))
+    lengths = {len(r.payload or b"") for r in records}
+    assert lengths == {8, big}  # both lengths were seen
+    assert all(r.payload == b"x" * len(r.payload or b"") for r in records)
+    assert producer.drops() == [1] * n
+
+
 def test_opaque_payload_plugins_still_release_each_event(rig: Rig) -> None:
     key, _ = rig.channel(SOURCE, 16, drasi=False)
     producer = rig.producer(key, 0, 50, send_eos=1).start()
@@ -961,3 +980,87 @@ async def test_async_consumer_with_back_pressure(rig: Rig) -> None:
     assert [r.id for r in received] == list(range(3000))
     assert producer.drops() == [1] * 3000
     assert waits > 0
+
+
+# ---- waking a sleeping puller: batched, never left unannounced -------------------------
+
+
+def test_a_sleeping_puller_is_woken_once_enough_results_are_queued(rig: Rig) -> None:
+    key, _ = rig.channel(RESULTS, 64)  # wakes a sleeping puller at 16 queued
+    puller = rig.puller(key).start()
+    time.sleep(0.05)  # asleep in its pull
+    codes = [push_result(key, b"r%d" % i) for i in range(15)]
+    assert codes == [lib.DH_WAKE_OWED] * 15  # queued, the wake-up left to the caller
+    time.sleep(0.05)
+    assert puller.got == 0  # not woken for each result
+    assert push_result(key, b"r15") == lib.DH_OK  # the 16th wakes it
+    wait_for(lambda: puller.got == 16, "the puller to take the batch")
+    lib.dh_chan_close(key)
+    wait_for(lambda: puller.done, "the puller to end")
+    assert puller.results() == [b"r%d" % i for i in range(16)]
+
+
+def test_the_owed_wake_up_delivers_a_single_result(rig: Rig) -> None:
+    key, _ = rig.channel(RESULTS, 64)
+    puller = rig.puller(key).start()
+    time.sleep(0.05)
+    assert push_result(key, b"only") == lib.DH_WAKE_OWED
+    time.sleep(0.05)
+    assert puller.got == 0
+    lib.dh_results_wake(key)
+    wait_for(lambda: puller.got == 1, "the owed wake-up")
+    lib.dh_chan_close(key)
+    wait_for(lambda: puller.done, "the puller to end")
+    assert puller.results() == [b"only"]
+
+
+@pytest.mark.anyio
+async def test_result_channel_announces_at_the_end_of_the_tick(helper: Helper) -> None:
+    channel = ResultChannel()
+    key = channel.open(64)
+    puller = Puller(helper, key).start()
+    try:
+        await anyio.sleep(0.05)  # asleep in its pull
+        assert channel.push(b"one") == lib.DH_OK  # the wake-up is owed to the loop
+        with anyio.fail_after(5):
+            while puller.got < 1:
+                await anyio.sleep(0.001)
+        # A batch: one lock, one wake-up, in order.
+        documents = [b"doc-%d" % i for i in range(40)]
+        assert channel.push_many(documents) == 40
+        with anyio.fail_after(5):
+            while puller.got < 41:
+                await anyio.sleep(0.001)
+        # More than fits: the rest waits for room.
+        assert channel.push_many([b"x"] * 100) <= 64
+    finally:
+        channel.close()
+        wait_for(lambda: puller.done, "the puller to end")
+        channel.shutdown()
+        helper.lib.puller_free(puller.p)
+    assert puller.results()[:41] == [b"one", *documents]
+
+
+@pytest.mark.anyio
+async def test_closing_a_notifier_under_a_waiting_task_raises_closed_error() -> None:
+    for _ in range(20):
+        notifier = Notifier()
+        outcome: list[BaseException] = []
+
+        async def waiter(n: Notifier = notifier, outcome: list[BaseException] = outcome) -> None:
+            try:
+                await n.wait()
+            except BaseException as exc:  # recorded for the assertion below
+                outcome.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(waiter)
+                await anyio.sleep(0.01)
+                await anyio.to_thread.run_sync(notifier.close)  # from another thread
+        assert len(outcome) == 1 and isinstance(outcome[0], ClosedError)
+        with pytest.raises(ClosedError):
+            await notifier.wait()
+        notifier.notify()  # harmless once closed
+        notifier.clear()
+        assert notifier.closed
