@@ -321,6 +321,8 @@ class EventChannel:
             raise ChannelLimitError(f"{label}: cannot create an event channel (too many open)")
         self._batch = ffi.new("DhEventBatch *")
         self._raw: _Raw | None = None
+        #: Events in the last non-empty batch taken (0 after waiting for one).
+        self.last_batch = 0
         self.ended = False
         self.released = False
 
@@ -346,6 +348,7 @@ class EventChannel:
             self.ended = True
         if n <= 0:
             return None
+        self.last_batch = int(n)
         raw = self._raw = _Raw(
             ffi.buffer(out.records, n * _RECORD_SIZE)[:],
             ffi.buffer(out.hints, out.nhints)[:],
@@ -472,6 +475,7 @@ class EventChannel:
         """Wait until there may be something to take (ClosedError once the
         notifier is closed)."""
         if lib.dh_chan_arm_consumer(self.key) == lib.DH_ARMED:
+            self.last_batch = 0
             await self.notifier.wait()
 
     def close(self) -> None:

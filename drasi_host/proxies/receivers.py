@@ -53,6 +53,11 @@ __all__ = [
 E = TypeVar("E", bound=SourceEventWrapper)
 
 _checkpoint = anyio.lowlevel.checkpoint
+#: A take of at least this many events means the plugin is streaming ...
+_BUSY_BATCH = 32
+#: ... and the consumer then sleeps this long instead of arming the notifier,
+#: so events arrive in large batches with no wake-up calls (bounded latency).
+_LINGER_SECONDS = 0.0005
 
 
 def _collected(channel: EventChannel, life: Lifetime) -> None:
@@ -152,6 +157,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         channel = self._channel
         buffer = self._buffer
         await _checkpoint()
+        lingered = False
         while True:
             if self._life.closing:
                 raise self._closed_error()
@@ -160,7 +166,20 @@ class _ReceiverProxy(NativeResource, Generic[E]):
                 return self._pop()
             if channel.ended:
                 raise StopAsyncIteration
-            await self._wait()
+            if lingered:
+                await self._wait()
+            else:
+                await self._linger()
+            lingered = not lingered
+
+    async def _linger(self) -> None:
+        """Before paying for a wake-up through the notifier: let a plugin
+        that was busy a moment ago queue more (a short sleep while it
+        streams, one scheduling round otherwise)."""
+        if self._channel.last_batch >= _BUSY_BATCH:
+            await anyio.sleep(_LINGER_SECONDS)
+        else:
+            await _checkpoint()
 
     async def _wait(self) -> None:
         try:
@@ -202,6 +221,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
                 events.append(buffer.popleft())
             return EventBatch.of_events(channel, events)
         await _checkpoint()
+        lingered = False
         while True:
             if self._life.closing:
                 raise self._closed_error()
@@ -212,7 +232,11 @@ class _ReceiverProxy(NativeResource, Generic[E]):
                 raise got
             if channel.ended:
                 return None
-            await self._wait()
+            if lingered:
+                await self._wait()
+            else:
+                await self._linger()
+            lingered = not lingered
 
     # ---- closing ----------------------------------------------------------------
 
