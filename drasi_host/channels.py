@@ -167,6 +167,15 @@ class Notifier:
             self._writer.close()
 
 
+def _new_notifier(label: str) -> Notifier:
+    """A notifier for a channel; running out of descriptors is running out
+    of channels."""
+    try:
+        return Notifier()
+    except OSError as exc:
+        raise ChannelLimitError(f"{label}: cannot create a channel notifier ({exc})") from exc
+
+
 class ThreadSafeQueue(Generic[T]):
     """A bounded queue filled from any thread and read by one coroutine.
 
@@ -309,7 +318,7 @@ class EventChannel:
         self.codec = codec
         self.label = label
         self.bootstrap = kind == lib.DH_KIND_BOOTSTRAP_EVENTS
-        self.notifier = Notifier()
+        self.notifier = _new_notifier(label)
         flags = lib.DH_CHAN_DRASI_PAYLOAD if codec is not None else 0
         self.key = int(
             lib.dh_chan_new(
@@ -664,7 +673,7 @@ class ResultChannel:
     """
 
     def __init__(self) -> None:
-        self.notifier = Notifier()
+        self.notifier = _new_notifier("a results channel")
         self.key = 0
         self._lock = threading.Lock()
         self._shut = False

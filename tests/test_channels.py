@@ -1064,3 +1064,30 @@ async def test_closing_a_notifier_under_a_waiting_task_raises_closed_error() -> 
         notifier.notify()  # harmless once closed
         notifier.clear()
         assert notifier.closed
+
+
+def test_running_out_of_channels_is_one_typed_error() -> None:
+    # A real limit, in a child process: few file descriptors, so the
+    # channels' notifiers run out.
+    code = """
+import resource
+from drasi_host._abi import lib
+from drasi_host.channels import ChannelLimitError, EventChannel
+from drasi_host.errors import DrasiHostError
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+channels = []
+try:
+    for _ in range(1000):
+        channels.append(EventChannel(lib.DH_KIND_SOURCE_EVENTS, None, "probe"))
+except ChannelLimitError as exc:
+    assert isinstance(exc, DrasiHostError) and not isinstance(exc, MemoryError)
+    print("limit", len(channels))
+for c in channels:
+    c.release()
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("limit ")
+    assert 0 < int(proc.stdout.split()[1]) < 64
