@@ -373,16 +373,18 @@ class EventChannel:
         raw = self._raw
         return raw is not None and raw.pos < raw.n
 
-    def drain(self, out: collections.deque[Any]) -> int:
-        """Move every queued event into ``out`` as event objects, records
-        that break the ABI as :class:`PluginProtocolError` objects in their
-        place.  Returns how many error objects were appended."""
+    def drain(self, out: collections.deque[Any], limit: int = sys.maxsize) -> int:
+        """Move queued events into ``out`` as event objects (at most
+        ``limit`` records; the rest stay pending), records that break the
+        ABI as :class:`PluginProtocolError` objects in their place.  Returns
+        how many error objects were appended."""
         raw = self._take()
         if raw is None:
             return 0
         errors = 0
-        while raw.pos < raw.n:
-            stop = raw.next_stop(raw.n)
+        end = min(raw.n, raw.pos + limit)
+        while raw.pos < end:
+            stop = raw.next_stop(end - raw.pos)
             if stop > raw.pos:
                 out.extend(self._build(raw, raw.pos, stop))
                 raw.pos = stop

@@ -53,6 +53,9 @@ __all__ = [
 E = TypeVar("E", bound=SourceEventWrapper)
 
 _checkpoint = anyio.lowlevel.checkpoint
+#: Events built at a time for per-event iteration (a small working set: the
+#: events are used and freed while they are still in the cache).
+_BUILD_CHUNK = 256
 #: A take of at least this many events means the plugin is streaming ...
 _BUSY_BATCH = 32
 #: ... and the consumer then sleeps this long instead of arming the notifier,
@@ -156,12 +159,15 @@ class _ReceiverProxy(NativeResource, Generic[E]):
             self._start()
         channel = self._channel
         buffer = self._buffer
+        if channel.has_pending:  # the rest of a batch already taken
+            self._errors += channel.drain(buffer, _BUILD_CHUNK)
+            return self._pop()
         await _checkpoint()
         lingered = False
         while True:
             if self._life.closing:
                 raise self._closed_error()
-            self._errors += channel.drain(buffer)
+            self._errors += channel.drain(buffer, _BUILD_CHUNK)
             if buffer:
                 return self._pop()
             if channel.ended:
