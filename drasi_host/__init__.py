@@ -16,6 +16,7 @@ from .bridges.state_store import (
     StateStoreProvider,
     StateStoreVtableBuilder,
 )
+from .channels import EventBatch
 from .errors import (
     ClosedError,
     ConfigurationError,
@@ -127,6 +128,7 @@ __all__ = [
     "DrasiHostError",
     "Element",
     "ElementReference",
+    "EventBatch",
     "IdentityProvider",
     "IdentityProviderVtableBuilder",
     "IncompatiblePluginError",

@@ -651,19 +651,23 @@ int64_t dh_results_push_many(uint64_t key, const uint8_t *data, const uint64_t *
     int rc = dh_results_slot(key, &s);
     if (rc != DH_OK) return rc;
     size_t i = 0, off = 0;
+    int nomem = 0;
     for (; i < n && s->count < s->cap; i++) {
         size_t len = (size_t)lens[i];
         DrasiPayload *p = dh_payload_new(data + off, len);
-        if (!p) break;
+        if (!p) {
+            nomem = 1;
+            break;
+        }
         off += len;
         s->ring[(s->head + s->count) % s->cap] = p;
         s->count++;
         s->pushed++;
     }
-    if (i < n && s->count == s->cap) dh_results_arm_producer(s);
+    if (i < n && !nomem) dh_results_arm_producer(s); /* stopped by a full ring */
     if (i > 0) dh_results_announce(s, 1);
     pthread_mutex_unlock(&s->mu);
-    if (i == 0 && n > 0 && s->count < s->cap) return DH_NO_MEMORY;
+    if (i == 0 && nomem) return DH_NO_MEMORY;
     return (int64_t)i;
 }
 

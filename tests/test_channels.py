@@ -1091,3 +1091,17 @@ for c in channels:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("limit ")
     assert 0 < int(proc.stdout.split()[1]) < 64
+
+
+def test_push_many_on_a_full_ring_takes_nothing_and_arms(rig: Rig, helper: Helper) -> None:
+    key, notifier = rig.channel(RESULTS, 4)
+    data = b"abcdef"
+    lens = ffi.new("uint64_t[]", [1, 2, 3])
+    assert lib.dh_results_push_many(key, data, lens, 3) == 3
+    assert lib.dh_results_push_many(key, data, lens, 3) == 1  # the ring is full at 4
+    notifier.clear()
+    for _ in range(50):
+        assert lib.dh_results_push_many(key, data, lens, 3) == 0  # full: nothing, no error
+    assert helper.lib.pull_n(addr(lib.dh_result_pull_ptr()), key, 2) == 0
+    assert lib.dh_results_push_many(key, data, lens, 3) == 2
+    assert stats(key).queued == 4
