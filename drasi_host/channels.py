@@ -237,7 +237,7 @@ class _Raw:
     """One batch taken from a channel (records, hint arena and payload
     arena, copied into ``bytes``) and how far it has been consumed."""
 
-    __slots__ = ("errors", "hints", "n", "parts", "payloads", "pos", "records")
+    __slots__ = ("_parts", "errors", "hint_nuls", "hints", "n", "payloads", "pos", "records")
 
     def __init__(
         self,
@@ -253,12 +253,8 @@ class _Raw:
         self.payloads = payloads
         self.n = n
         self.pos = 0
-        # Every hint ends with a NUL byte: one decode and one split give all
-        # of them (decoding whole or per hint is the same, NUL being ASCII),
-        # unless a hint itself holds a NUL.
-        self.parts: list[str] | None = (
-            None if hint_nuls else hints.decode("utf-8", "replace").split("\0")
-        )
+        self.hint_nuls = hint_nuls
+        self._parts: list[str] | None = None
         self.errors: collections.deque[int] = collections.deque()
         if flagged:
             flags = memoryview(records).cast("I")[_FLAGS::_U32].tolist()
@@ -279,8 +275,13 @@ class _Raw:
 
     def hint_strings(self, start: int, stop: int) -> list[str]:
         """Source id, label and entity id of records ``start:stop``, flat."""
-        parts = self.parts
-        if parts is not None:
+        if not self.hint_nuls:
+            # Every hint ends with a NUL byte: one decode and one split (on
+            # first use) give all of them; decoding whole or per hint is the
+            # same, NUL being ASCII.
+            parts = self._parts
+            if parts is None:
+                parts = self._parts = self.hints.decode("utf-8", "replace").split("\0")
             return parts[3 * start : 3 * stop]
         out: list[str] = []
         hints = self.hints
