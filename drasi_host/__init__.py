@@ -18,6 +18,7 @@ from .bridges.state_store import (
     StateStoreProvider,
     StateStoreVtableBuilder,
 )
+from .channels import EventBatch
 from .errors import (
     ClosedError,
     ConfigurationError,
@@ -135,6 +136,7 @@ __all__ = [
     "DrasiHostError",
     "Element",
     "ElementReference",
+    "EventBatch",
     "IdentityProvider",
     "IdentityProviderVtableBuilder",
     "IncompatiblePluginError",

@@ -28,7 +28,7 @@ import attrs
 
 from . import _abi
 from ._callbacks import handles
-from ._notify import ThreadSafeQueue
+from .channels import ThreadSafeQueue
 from .models import ComponentEvent, ComponentStatus, LogMessage
 
 __all__ = [

@@ -19,10 +19,8 @@ Design:
   are dicts: they take part in ``==`` but not in ``hash()``, so equal objects
   still hash equally and a value whose documents differ simply collides.
 * Events received from a plugin (:class:`SourceEventWrapper`,
-  :class:`BootstrapEvent`) are the hot path: hundreds of thousands are built
-  per second.  They are plain ``__slots__`` classes holding the routing hints
-  and the raw payload bytes; the :class:`SourceChange` is decoded on first
-  access of ``.change`` and cached.
+  :class:`BootstrapEvent`) live in :mod:`drasi_host.events` and are
+  re-exported here.
 * Query result timestamps are timezone-aware; a naive ``datetime`` is taken
   to be UTC and gets ``tzinfo=UTC`` attached when the :class:`QueryResult` is
   built.
@@ -32,7 +30,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal, overload
@@ -40,10 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, overload
 import attrs
 import msgspec
 
-from drasi_host.errors import PayloadFormatError, PluginProtocolError
-
-if TYPE_CHECKING:
-    from drasi_host.payloads import PayloadCodec
+from drasi_host.events import BootstrapEvent, SourceEventWrapper
 
 #: The ``logging`` level plugin TRACE messages are logged at (below DEBUG).
 TRACE = 5
@@ -603,165 +597,6 @@ class ComponentEvent:
     status: ComponentStatus
     message: str | None
     timestamp_us: int
-
-
-# -------------------------------------------------------- received events
-
-
-class SourceEventWrapper:
-    """A change event received from a source.
-
-    The routing hints (``source_id``, ``timestamp_us``, ``op``, ``label``,
-    ``entity_id``) are plain attributes; ``payload`` holds the raw document
-    bytes, or None for an opaque-payload plugin.  ``change`` decodes the
-    payload with the plugin's codec on first access and caches the result; it
-    is None when there is no payload or no codec.  A payload that does not
-    decode raises :class:`PluginProtocolError` on every access.
-    """
-
-    __slots__ = (
-        "_change",
-        "_codec",
-        "entity_id",
-        "label",
-        "op",
-        "payload",
-        "source_id",
-        "timestamp_us",
-    )
-
-    _change: SourceChange | None
-
-    def __init__(
-        self,
-        source_id: str,
-        timestamp_us: int,
-        op: ChangeOp,
-        label: str,
-        entity_id: str,
-        payload: bytes | None,
-        codec: PayloadCodec | None,
-    ) -> None:
-        # `_change` is left unset: the first `.change` fills it in.
-        self.source_id = source_id
-        self.timestamp_us = timestamp_us
-        self.op = op
-        self.label = label
-        self.entity_id = entity_id
-        self.payload = payload
-        self._codec = codec
-
-    @property
-    def change(self) -> SourceChange | None:
-        """The decoded :class:`SourceChange` (None for opaque payloads)."""
-        try:
-            return self._change
-        except AttributeError:
-            pass
-        codec = self._codec
-        payload = self.payload
-        if codec is None or payload is None:
-            change = None
-        else:
-            try:
-                change = codec.decode_change(payload)
-            except Exception as exc:
-                raise PluginProtocolError(
-                    f"source {self.source_id!r}: undecodable {codec.media_type} change "
-                    f"payload for entity {self.entity_id!r}: {exc}"
-                ) from exc
-        self._change = change
-        return change
-
-    def payload_for(self, codec: PayloadCodec) -> bytes:
-        """The change encoded with ``codec``: the received bytes when they are
-        already in that format, otherwise ``change`` re-encoded."""
-        if (
-            self.payload is not None
-            and self._codec is not None
-            and (self._codec.media_type == codec.media_type)
-        ):
-            return self.payload
-        change = self.change
-        if change is None:
-            raise PayloadFormatError(
-                f"source {self.source_id!r}: the event for entity {self.entity_id!r} has an "
-                f"opaque payload and cannot be re-encoded as {codec.media_type}"
-            )
-        return codec.encode_change(change)
-
-    def _fields_repr(self) -> str:
-        payload = "None" if self.payload is None else f"<{len(self.payload)} bytes>"
-        op = self.op.name if isinstance(self.op, ChangeOp) else repr(self.op)
-        return (
-            f"source_id={self.source_id!r}, timestamp_us={self.timestamp_us}, op={op}, "
-            f"label={self.label!r}, entity_id={self.entity_id!r}, payload={payload}"
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._fields_repr()})"
-
-
-class BootstrapEvent(SourceEventWrapper):
-    """One record of a bootstrap stream: a :class:`SourceEventWrapper` plus
-    its ``sequence`` number.
-
-    Pure-Python bootstrap providers build these with :meth:`from_change`.
-    Such an event has its ``change`` at once and no ``payload`` (None): the
-    bridge that hands it to a plugin encodes it in that plugin's format with
-    :meth:`payload_for`, so nothing is encoded twice.
-    """
-
-    __slots__ = ("sequence",)
-
-    def __init__(
-        self,
-        source_id: str,
-        timestamp_us: int,
-        op: ChangeOp,
-        label: str,
-        entity_id: str,
-        payload: bytes | None,
-        codec: PayloadCodec | None,
-        sequence: int,
-    ) -> None:
-        self.source_id = source_id
-        self.timestamp_us = timestamp_us
-        self.op = op
-        self.label = label
-        self.entity_id = entity_id
-        self.payload = payload
-        self._codec = codec
-        self.sequence = sequence
-
-    @classmethod
-    def from_change(
-        cls,
-        change: SourceChange,
-        *,
-        source_id: str | None = None,
-        sequence: int = 0,
-        timestamp_us: int | None = None,
-    ) -> BootstrapEvent:
-        """An event carrying ``change``.  ``source_id`` defaults to the
-        element's source, ``timestamp_us`` to now; the label is the element's
-        first label (or ``""``), the entity id its element id."""
-        element = change.element
-        event = cls(
-            element.reference.source_id if source_id is None else source_id,
-            time.time_ns() // 1000 if timestamp_us is None else timestamp_us,
-            change.op,
-            element.labels[0] if element.labels else "",
-            element.reference.element_id,
-            None,
-            None,
-            sequence,
-        )
-        event._change = change
-        return event
-
-    def __repr__(self) -> str:
-        return f"BootstrapEvent({self._fields_repr()}, sequence={self.sequence})"
 
 
 __all__ = [

@@ -6,14 +6,39 @@
 #define DH_KIND_BOOTSTRAP_EVENTS 2
 #define DH_KIND_RESULTS 3
 
+/* Channel flags (dh_chan_new). */
+#define DH_CHAN_DRASI_PAYLOAD 1 /* event opaques are DrasiPayload * */
+
+/* Return codes of the channel functions. */
+#define DH_OK 0
+#define DH_FULL 1              /* dh_results_push: not taken, producer armed */
+#define DH_WAKE_OWED 2         /* dh_results_push: taken; call dh_results_wake this tick */
+#define DH_CLOSED_OR_UNKNOWN -1
+#define DH_UNKNOWN -1
+#define DH_NO_MEMORY -2
+#define DH_ARMED 0             /* dh_chan_arm_consumer: wait for the notify socket */
+#define DH_READY 1             /* dh_chan_arm_consumer: look again now */
+#define DH_NO_CHANNEL 0        /* dh_chan_new: no channel could be created */
+#define DH_SEND_TAKEN 0        /* bootstrap sender: the record was taken */
+#define DH_SEND_CLOSED 1       /* bootstrap sender: the receiving side is closed */
+#define DH_SEND_FAILED -1      /* bootstrap sender: no event */
+
+/* Record flags. */
 #define DH_REC_HAS_PAYLOAD 1
 #define DH_REC_OVERSIZE 2
 #define DH_REC_NULL_PAYLOAD 4
 #define DH_REC_BAD_HINT 8
+#define DH_REC_NO_MEMORY 16
+#define DH_REC_BAD_OP 32
+/* Any of these makes a record an error report rather than an event. */
+#define DH_REC_ERRORS 62
 
 #define DH_MAX_HINT_LEN 1048576
 
-/* One drained event: 48 bytes, all fixed-width, read in bulk by Python. */
+/* One queued event: 56 bytes, all fixed-width, read in bulk by Python.  Its
+ * routing hints lie in the batch's hint arena from hint_offset on, each
+ * followed by a NUL byte (source id, label, entity id); its payload lies in
+ * the payload arena (arenas stay below 4 GiB). */
 typedef struct DhEventRecord {
     int64_t timestamp_us;
     uint64_t sequence;
@@ -22,13 +47,30 @@ typedef struct DhEventRecord {
     uint32_t source_id_len;
     uint32_t label_len;
     uint32_t entity_id_len;
+    uint32_t hint_offset;
+    uint32_t payload_offset;
     uint32_t reserved;
-    uint64_t payload_len;
+    uint64_t payload_len; /* for DH_REC_OVERSIZE: the length the plugin gave */
 } DhEventRecord;
+
+/* What dh_events_take hands over (valid until the next take or release). */
+typedef struct DhEventBatch {
+    const DhEventRecord *records;
+    size_t count;
+    const uint8_t *hints;
+    size_t nhints;
+    const uint8_t *payloads;
+    size_t npayloads;
+    size_t flagged;   /* records with DH_REC_ERRORS flags */
+    size_t hint_nuls; /* records whose hints contain a NUL byte */
+    int ended;
+} DhEventBatch;
 
 typedef struct DhChanStats {
     uint64_t queued;
     uint64_t capacity;
+    uint64_t queued_bytes;
+    uint64_t max_bytes;
     uint64_t pushed;
     uint64_t rejected;
     int eos;
@@ -42,7 +84,8 @@ int dh_host_alive(void);
 int64_t dh_host_inflight(void);
 int64_t dh_host_shutdown(uint32_t wait_ms);
 
-uint64_t dh_chan_new(int kind, size_t capacity, int notify_fd);
+uint64_t dh_chan_new(int kind, int flags, size_t capacity, size_t max_bytes,
+                     uint64_t max_payload, int notify_fd);
 void dh_chan_close(uint64_t key);
 void dh_chan_release(uint64_t key);
 int dh_chan_stats(uint64_t key, DhChanStats *out);
@@ -52,13 +95,14 @@ bool dh_change_push(void *ctx, FfiSourceEvent *event);
 bool dh_bootstrap_push(void *ctx, FfiBootstrapEvent *event);
 int32_t dh_bootstrap_sender_send(void *state, FfiBootstrapEvent *event);
 void dh_bootstrap_sender_drop(void *state);
-int64_t dh_events_drain(uint64_t key, DhEventRecord *records, size_t max_records,
-                        uint8_t **arena_out, size_t *arena_len, int payload_is_drasi,
-                        uint64_t max_payload, size_t max_batch_bytes, int *ended);
+void dh_bootstrap_sender_init(FfiBootstrapSender *sender, uint64_t key);
+int64_t dh_events_take(uint64_t key, DhEventBatch *out);
 
 DrasiPayload *dh_payload_new(const uint8_t *data, size_t len);
 void dh_payload_event_drop(void *opaque);
 int dh_results_push(uint64_t key, const uint8_t *data, size_t len);
+int64_t dh_results_push_many(uint64_t key, const uint8_t *data, const uint64_t *lens, size_t n);
+void dh_results_wake(uint64_t key);
 void *dh_result_pull(void *ctx, void *unused);
 
 void dh_log_shim(void *ctx, const FfiLogEntry *entry);
@@ -66,8 +110,6 @@ void dh_lifecycle_shim(void *ctx, const FfiLifecycleEvent *event);
 void dh_state_store_vtable_init(StateStoreVtable *vt, void *state);
 void dh_identity_vtable_init(IdentityProviderVtable *vt, void *state);
 BootstrapProviderVtable *dh_bootstrap_provider_vtable_new(void *state);
-void dh_bootstrap_sender_init(FfiBootstrapSender *sender, uint64_t key);
-
 LogCallbackFn dh_log_callback_ptr(void);
 LifecycleCallbackFn dh_lifecycle_callback_ptr(void);
 FfiChangePushCallbackFn dh_change_push_ptr(void);

@@ -175,6 +175,20 @@ FIXTURES: dict[str, Fixture] = {
         executable=True,
         link=("-ldl",),
     ),
+    "chan": Fixture(
+        (*_CORE, "chan_source.c"),
+        (_name("chan_fixture"),),
+        "sources 'rustlike' (Rust-SDK-like allocations per event) and 'probe' (receiver "
+        "call counters) for the channel benchmarks and tests",
+        lib="chan_fixture",
+    ),
+    "chan_native": Fixture(
+        ("chan_native.c",),
+        (),
+        "executable: native baseline consuming events on the plugin's own thread",
+        executable=True,
+        link=("-ldl",),
+    ),
     "native_consumer": Fixture(
         ("native_consumer.c",),
         (),

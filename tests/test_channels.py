@@ -11,9 +11,9 @@ release is counted per event in C, so "released exactly once" is observed
 directly, whichever way an event leaves (drained, refused, released with its
 channel).
 
-Python drains with ``dh_events_drain`` (records plus one arena, freed with
-``lib.free``) and waits through ``dh_chan_arm_consumer`` and a
-:class:`~drasi_host._notify.Notifier`, under asyncio and trio.
+Python takes what is queued with ``dh_events_take`` (records plus one byte
+arena, copied on push) and waits through ``dh_chan_arm_consumer`` and a
+:class:`~drasi_host.channels.Notifier`, under asyncio and trio.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drasi_host._abi import ffi, lib
-from drasi_host._notify import Notifier
+from drasi_host.channels import Notifier, ResultChannel
+from drasi_host.errors import ClosedError
 
 pytestmark = [
     pytest.mark.skipif(
@@ -215,9 +216,18 @@ class Rig:
         self.producers: list[Producer] = []
         self.pullers: list[Puller] = []
 
-    def channel(self, kind: int, capacity: int) -> tuple[int, Notifier]:
+    def channel(
+        self,
+        kind: int,
+        capacity: int,
+        *,
+        max_bytes: int = 1 << 24,
+        drasi: bool = True,
+        max_payload: int = 1 << 20,
+    ) -> tuple[int, Notifier]:
         notifier = Notifier()
-        key = lib.dh_chan_new(kind, capacity, notifier.write_fd)
+        flags = lib.DH_CHAN_DRASI_PAYLOAD if drasi else 0
+        key = lib.dh_chan_new(kind, flags, capacity, max_bytes, max_payload, notifier.write_fd)
         assert key != 0
         self.channels.append((key, notifier))
         return key, notifier
@@ -295,71 +305,61 @@ class Rec:
         return int(self.entity_id[1:])
 
 
-def drain(
-    key: int,
-    max_records: int = 256,
-    *,
-    drasi: bool = True,
-    max_payload: int = 1 << 20,
-    max_batch: int = 1 << 24,
-) -> tuple[list[Rec], bool]:
-    """One ``dh_events_drain`` call, parsed; checks the arena is used exactly."""
-    records = ffi.new("DhEventRecord[]", max_records)
-    arena = ffi.new("uint8_t **")
-    arena_len = ffi.new("size_t *")
-    ended = ffi.new("int *")
-    n = lib.dh_events_drain(
-        key, records, max_records, arena, arena_len, int(drasi), max_payload, max_batch, ended
-    )
-    try:
-        if n < 0:
-            return [], bool(ended[0])
-        data = ffi.buffer(arena[0], arena_len[0])[:] if arena_len[0] else b""
-        out, off = [], 0
-        for i in range(n):
-            r = records[i]
-            parts = []
-            for length in (r.source_id_len, r.label_len, r.entity_id_len):
-                parts.append(data[off : off + length])
-                off += length
-            payload = None
-            if r.flags & HAS_PAYLOAD:
-                payload = data[off : off + r.payload_len]
-                off += r.payload_len
-            source_id, label, entity_id = parts
-            out.append(
-                Rec(
-                    source_id=source_id,
-                    label=label,
-                    entity_id=entity_id,
-                    payload=payload,
-                    flags=int(r.flags),
-                    payload_len=int(r.payload_len),
-                    timestamp_us=int(r.timestamp_us),
-                    sequence=int(r.sequence),
-                    op=int(r.op),
-                )
+def drain(key: int) -> tuple[list[Rec], bool]:
+    """One ``dh_events_take`` call, parsed; checks both arenas are used exactly."""
+    batch = ffi.new("DhEventBatch *")
+    n = lib.dh_events_take(key, batch)
+    if n <= 0:
+        return [], bool(batch.ended)
+    assert n == batch.count
+    hints = ffi.buffer(batch.hints, batch.nhints)[:]
+    payloads = ffi.buffer(batch.payloads, batch.npayloads)[:] if batch.npayloads else b""
+    out, hoff, poff = [], 0, 0
+    flagged = 0
+    for i in range(n):
+        r = batch.records[i]
+        assert (r.hint_offset, r.payload_offset) == (hoff, poff), "records follow each other"
+        parts = []
+        for length in (r.source_id_len, r.label_len, r.entity_id_len):
+            parts.append(hints[hoff : hoff + length])
+            assert hints[hoff + length] == 0  # each hint ends with a NUL
+            hoff += length + 1
+        payload = None
+        if r.flags & HAS_PAYLOAD:
+            payload = payloads[poff : poff + r.payload_len]
+            poff += r.payload_len
+        if r.flags & lib.DH_REC_ERRORS:
+            flagged += 1
+        source_id, label, entity_id = parts
+        out.append(
+            Rec(
+                source_id=source_id,
+                label=label,
+                entity_id=entity_id,
+                payload=payload,
+                flags=int(r.flags),
+                payload_len=int(r.payload_len),
+                timestamp_us=int(r.timestamp_us),
+                sequence=int(r.sequence),
+                op=int(r.op),
             )
-        assert off == len(data), "the arena holds exactly the hints and payloads"
-        return out, bool(ended[0])
-    finally:
-        if arena[0] != ffi.NULL:
-            lib.free(arena[0])
+        )
+    assert (hoff, poff) == (len(hints), len(payloads)), "the arenas hold exactly the events"
+    assert flagged == batch.flagged
+    return out, bool(batch.ended)
 
 
 def drain_all(
     key: int,
     *,
-    per_call: int = 256,
     check: Callable[[], None] | None = None,
     pause: float = 0.0,
-    **options: Any,
 ) -> list[Rec]:
     """Drain until the stream ends (polling; the wake-up path is tested apart)."""
     out: list[Rec] = []
     deadline = time.monotonic() + TIMEOUT
     while True:
-        records, ended = drain(key, per_call, **options)
+        records, ended = drain(key)
         out.extend(records)
         if check is not None:
             check()
@@ -448,12 +448,13 @@ def test_back_pressure_blocks_the_producer_without_loss(rig: Rig) -> None:
     st = stats(key)
     assert (st.queued, st.pushed) == (4, 4)  # blocked: nothing lost, nothing dropped
     assert not producer.done
-    assert producer.drops() == [0] * 400
+    # Copied on push: the queued events were released on the plugin's thread.
+    assert producer.drops() == [1] * 4 + [0] * 396
 
     def bounded() -> None:
         assert stats(key).queued <= 4
 
-    records = drain_all(key, per_call=3, check=bounded, pause=0.0002)
+    records = drain_all(key, check=bounded, pause=0.0002)
     producer.wait()
     assert [r.id for r in records] == list(range(400))
     assert producer.accepted == 400
@@ -471,7 +472,7 @@ def test_close_unblocks_a_blocked_producer(rig: Rig) -> None:
     assert (producer.accepted, producer.refused, producer.first_refused_id) == (4, 1, 4)
     drops = producer.drops()
     assert drops[4] == 1  # the refused event was released by the host
-    assert drops[:4] == [0] * 4  # still queued
+    assert drops[:4] == [1] * 4  # queued as copies, released on push
     assert drops[5:] == [0] * 5  # never built: the producer stopped on false
     st = stats(key)
     assert (st.closed, st.rejected, st.queued) == (1, 1, 4)
@@ -497,9 +498,9 @@ def test_pushes_after_end_of_stream_are_refused_and_released(rig: Rig) -> None:
 def test_release_frees_queued_events_and_refuses_late_calls(rig: Rig) -> None:
     key, _ = rig.channel(SOURCE, 8)
     early = rig.producer(key, 0, 2).start().wait()
-    assert early.drops() == [0, 0]
-    lib.dh_chan_release(key)
-    assert early.drops() == [1, 1]  # queued events released with the channel
+    assert early.drops() == [1, 1]  # copied and released on push
+    assert stats(key).queued == 2
+    lib.dh_chan_release(key)  # frees the queued copies
     # A plugin that keeps pushing with the stale key: refused, released, no crash.
     late = rig.producer(key, 10, 100, send_eos=1).start().wait()
     assert (late.accepted, late.refused) == (0, 100)
@@ -549,7 +550,7 @@ def test_release_accepts_nothing_more(rig: Rig) -> None:
 
 
 def test_keys_are_not_reused(rig: Rig) -> None:
-    old = lib.dh_chan_new(SOURCE, 4, -1)
+    old = lib.dh_chan_new(SOURCE, 0, 4, 1 << 20, 1 << 20, -1)
     lib.dh_chan_release(old)
     new, _ = rig.channel(SOURCE, 4)
     assert new != old
@@ -561,7 +562,7 @@ def test_keys_are_not_reused(rig: Rig) -> None:
     assert stats(new).pushed == 0  # the new channel saw nothing
     keys = set()
     for _ in range(500):
-        k = lib.dh_chan_new(RESULTS, 1, -1)
+        k = lib.dh_chan_new(RESULTS, 0, 1, 1, 0, -1)
         assert k not in keys and k not in (old, new)
         keys.add(k)
         lib.dh_chan_release(k)
@@ -576,7 +577,7 @@ _never_issued = st.integers(0, 2**32 - 1) | st.integers(2**63, 2**64 - 1)
 @given(key=_never_issued)
 def test_unknown_keys_are_safe_everywhere(key: int) -> None:
     assert lib.dh_chan_stats(key, ffi.new("DhChanStats *")) == -1
-    assert drain(key, 4) == ([], True)
+    assert drain(key) == ([], True)
     assert lib.dh_chan_arm_consumer(key) == 1
     assert lib.dh_results_push(key, b"x", 1) == -1
     assert lib.dh_result_pull(ctx(key), ffi.NULL) == ffi.NULL
@@ -587,9 +588,9 @@ def test_unknown_keys_are_safe_everywhere(key: int) -> None:
 
 
 def test_oversize_payload_is_flagged_and_not_copied(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 16)
+    key, _ = rig.channel(SOURCE, 16, max_payload=64)
     producer = rig.producer(key, 0, 30, send_eos=1, big_every=3, big_len=100_000).start()
-    records = drain_all(key, max_payload=64)
+    records = drain_all(key)
     producer.wait()
     assert [r.id for r in records] == list(range(30))
     for r in records:
@@ -603,9 +604,9 @@ def test_oversize_payload_is_flagged_and_not_copied(rig: Rig) -> None:
 
 
 def test_payload_at_the_limit_is_copied(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 4)
+    key, _ = rig.channel(SOURCE, 4, max_payload=5000)
     producer = rig.producer(key, 0, 1, send_eos=1, big_every=1, big_len=5000).start()
-    records = drain_all(key, max_payload=5000)
+    records = drain_all(key)
     producer.wait()
     assert records[0].flags == HAS_PAYLOAD
     assert records[0].payload == b"x" * 5000
@@ -642,52 +643,90 @@ def test_null_payload_data_is_flagged(rig: Rig) -> None:
     assert producer.drops() == [1] * 10
 
 
+def test_payload_lengths_are_read_once(rig: Rig) -> None:
+    # A plugin thread flips each payload's length between 8 and 4096 bytes
+    # while the host copies it.  A host that read the length twice (once to
+    # size its buffer, once to copy) would write past its buffer or get its
+    # arena accounting wrong; read once, every payload is one of the two.
+    n, big = 1000, 4096
+    key, _ = rig.channel(SOURCE, 64, max_payload=1 << 20)
+    producer = rig.producer(key, 0, n, send_eos=1, flip_len=big).start()
+    records = drain_all(key)  # drain() checks both arenas are used exactly
+    producer.wait()
+    assert producer.flips > 0
+    assert [r.id for r in records] == list(range(n))
+    lengths = {len(r.payload or b"") for r in records}
+    assert lengths == {8, big}  # both lengths were seen
+    assert all(r.payload == b"x" * len(r.payload or b"") for r in records)
+    assert producer.drops() == [1] * n
+
+
 def test_opaque_payload_plugins_still_release_each_event(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 16)
+    key, _ = rig.channel(SOURCE, 16, drasi=False)
     producer = rig.producer(key, 0, 50, send_eos=1).start()
-    records = drain_all(key, drasi=False)
+    records = drain_all(key)
     producer.wait()
     assert [r.id for r in records] == list(range(50))
     assert all(r.flags == 0 and r.payload is None and r.payload_len == 0 for r in records)
     assert producer.drops() == [1] * 50
 
 
-def test_batch_byte_limit(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 64)
-    producer = rig.producer(key, 0, 40, send_eos=1).start().wait()
-    assert producer.accepted == 40
+def size(r: Rec) -> int:
+    """Bytes an event takes in a channel: its hints (each with a NUL) and payload."""
+    return len(r.source_id) + len(r.label) + len(r.entity_id) + 3 + r.payload_len
 
-    def size(r: Rec) -> int:
-        return len(r.source_id) + len(r.label) + len(r.entity_id) + r.payload_len
 
-    # A zero byte budget still moves one record per call.
-    records, _ = drain(key, 64, max_batch=0)
-    assert len(records) == 1
-    # Otherwise a batch never exceeds the budget, and stops only when the next
-    # record would have.
+def test_byte_bound_blocks_the_producer(rig: Rig) -> None:
     budget = 60
-    seen = records
+    key, _ = rig.channel(SOURCE, 64, max_bytes=budget)
+    producer = rig.producer(key, 0, 40, send_eos=1).start()
+    wait_for(lambda: stats(key).pushed > 0, "a first push")
+    time.sleep(0.05)
+    st = stats(key)
+    # Held back by bytes, far below the event bound.
+    assert 0 < st.queued < 10 and st.queued_bytes <= budget and st.max_bytes == budget
+    assert not producer.done
+    seen: list[Rec] = []
+    deadline = time.monotonic() + TIMEOUT
     while True:
-        batch, ended = drain(key, 64, max_batch=budget)
-        if batch:
-            assert sum(size(r) for r in batch) <= budget
-            seen.extend(batch)
+        batch, ended = drain(key)
+        assert sum(size(r) for r in batch) <= budget
+        seen.extend(batch)
         if ended:
             break
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    producer.wait()
     assert [r.id for r in seen] == list(range(40))
     assert producer.drops() == [1] * 40
 
 
-def test_record_count_limit(rig: Rig) -> None:
-    key, _ = rig.channel(SOURCE, 16)
-    rig.producer(key, 0, 7, send_eos=1).start().wait()
+def test_an_event_over_the_byte_bound_passes_alone(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 64, max_bytes=5)
+    producer = rig.producer(key, 0, 12, send_eos=1).start()
     sizes = []
+    deadline = time.monotonic() + TIMEOUT
+    seen: list[Rec] = []
     while True:
-        batch, ended = drain(key, 3)
-        sizes.append(len(batch))
+        batch, ended = drain(key)
+        if batch:
+            sizes.append(len(batch))
+            seen.extend(batch)
         if ended:
             break
-    assert sizes == [3, 3, 1]
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    producer.wait()
+    assert [r.id for r in seen] == list(range(12))
+    assert set(sizes) == {1}
+
+
+def test_take_moves_everything_queued(rig: Rig) -> None:
+    key, _ = rig.channel(SOURCE, 16)
+    rig.producer(key, 0, 7, send_eos=1).start().wait()
+    batch, ended = drain(key)
+    assert [r.id for r in batch] == list(range(7)) and ended
+    assert drain(key) == ([], True)
 
 
 # ---- bootstrap events ----------------------------------------------------------------
@@ -930,7 +969,7 @@ async def test_async_consumer_with_back_pressure(rig: Rig) -> None:
     waits = 0
     with anyio.fail_after(TIMEOUT):
         while True:
-            records, ended = drain(key, 64)
+            records, ended = drain(key)
             received.extend(records)
             if ended:
                 break
@@ -941,3 +980,129 @@ async def test_async_consumer_with_back_pressure(rig: Rig) -> None:
     assert [r.id for r in received] == list(range(3000))
     assert producer.drops() == [1] * 3000
     assert waits > 0
+
+
+# ---- waking a sleeping puller: batched, never left unannounced -------------------------
+
+
+def test_a_sleeping_puller_is_woken_once_enough_results_are_queued(rig: Rig) -> None:
+    key, _ = rig.channel(RESULTS, 64)  # wakes a sleeping puller at 16 queued
+    puller = rig.puller(key).start()
+    time.sleep(0.05)  # asleep in its pull
+    codes = [push_result(key, b"r%d" % i) for i in range(15)]
+    assert codes == [lib.DH_WAKE_OWED] * 15  # queued, the wake-up left to the caller
+    time.sleep(0.05)
+    assert puller.got == 0  # not woken for each result
+    assert push_result(key, b"r15") == lib.DH_OK  # the 16th wakes it
+    wait_for(lambda: puller.got == 16, "the puller to take the batch")
+    lib.dh_chan_close(key)
+    wait_for(lambda: puller.done, "the puller to end")
+    assert puller.results() == [b"r%d" % i for i in range(16)]
+
+
+def test_the_owed_wake_up_delivers_a_single_result(rig: Rig) -> None:
+    key, _ = rig.channel(RESULTS, 64)
+    puller = rig.puller(key).start()
+    time.sleep(0.05)
+    assert push_result(key, b"only") == lib.DH_WAKE_OWED
+    time.sleep(0.05)
+    assert puller.got == 0
+    lib.dh_results_wake(key)
+    wait_for(lambda: puller.got == 1, "the owed wake-up")
+    lib.dh_chan_close(key)
+    wait_for(lambda: puller.done, "the puller to end")
+    assert puller.results() == [b"only"]
+
+
+@pytest.mark.anyio
+async def test_result_channel_announces_at_the_end_of_the_tick(helper: Helper) -> None:
+    channel = ResultChannel()
+    key = channel.open(64)
+    puller = Puller(helper, key).start()
+    try:
+        await anyio.sleep(0.05)  # asleep in its pull
+        assert channel.push(b"one") == lib.DH_OK  # the wake-up is owed to the loop
+        with anyio.fail_after(5):
+            while puller.got < 1:
+                await anyio.sleep(0.001)
+        # A batch: one lock, one wake-up, in order.
+        documents = [b"doc-%d" % i for i in range(40)]
+        assert channel.push_many(documents) == 40
+        with anyio.fail_after(5):
+            while puller.got < 41:
+                await anyio.sleep(0.001)
+        # More than fits: the rest waits for room.
+        assert channel.push_many([b"x"] * 100) <= 64
+    finally:
+        channel.close()
+        wait_for(lambda: puller.done, "the puller to end")
+        channel.shutdown()
+        pulled = puller.results()
+        helper.lib.puller_free(puller.p)
+    assert pulled[:41] == [b"one", *documents]
+
+
+@pytest.mark.anyio
+async def test_closing_a_notifier_under_a_waiting_task_raises_closed_error() -> None:
+    for _ in range(20):
+        notifier = Notifier()
+        outcome: list[BaseException] = []
+
+        async def waiter(n: Notifier = notifier, outcome: list[BaseException] = outcome) -> None:
+            try:
+                await n.wait()
+            except BaseException as exc:  # recorded for the assertion below
+                outcome.append(exc)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(waiter)
+                await anyio.sleep(0.01)
+                await anyio.to_thread.run_sync(notifier.close)  # from another thread
+        assert len(outcome) == 1 and isinstance(outcome[0], ClosedError)
+        with pytest.raises(ClosedError):
+            await notifier.wait()
+        notifier.notify()  # harmless once closed
+        notifier.clear()
+        assert notifier.closed
+
+
+def test_running_out_of_channels_is_one_typed_error() -> None:
+    # A real limit, in a child process: few file descriptors, so the
+    # channels' notifiers run out.
+    code = """
+import resource
+from drasi_host._abi import lib
+from drasi_host.channels import ChannelLimitError, EventChannel
+from drasi_host.errors import DrasiHostError
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+channels = []
+try:
+    for _ in range(1000):
+        channels.append(EventChannel(lib.DH_KIND_SOURCE_EVENTS, None, "probe"))
+except ChannelLimitError as exc:
+    assert isinstance(exc, DrasiHostError) and not isinstance(exc, MemoryError)
+    print("limit", len(channels))
+for c in channels:
+    c.release()
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("limit ")
+    assert 0 < int(proc.stdout.split()[1]) < 64
+
+
+def test_push_many_on_a_full_ring_takes_nothing_and_arms(rig: Rig, helper: Helper) -> None:
+    key, notifier = rig.channel(RESULTS, 4)
+    data = b"abcdef"
+    lens = ffi.new("uint64_t[]", [1, 2, 3])
+    assert lib.dh_results_push_many(key, data, lens, 3) == 3
+    assert lib.dh_results_push_many(key, data, lens, 3) == 1  # the ring is full at 4
+    notifier.clear()
+    for _ in range(50):
+        assert lib.dh_results_push_many(key, data, lens, 3) == 0  # full: nothing, no error
+    assert helper.lib.pull_n(addr(lib.dh_result_pull_ptr()), key, 2) == 0
+    assert lib.dh_results_push_many(key, data, lens, 3) == 2
+    assert stats(key).queued == 4

@@ -20,6 +20,7 @@ from drasi_host import (
     BootstrapEvent,
     CallbackContext,
     ChangeOp,
+    ClosedError,
     PluginProtocolError,
     SourceEventWrapper,
     SourceProxy,
@@ -209,11 +210,12 @@ async def test_early_close_of_a_huge_stream(
             await receiver.aclose()
         assert time.monotonic() - started < 2
         assert receiver.closed
-        with pytest.raises(StopAsyncIteration):
+        with pytest.raises(ClosedError):  # a closed receiver says so
             await receiver.__anext__()
         stats = await settle(lambda: fixture_stats_reader(path), all_released)
         assert stats["receivers_dropped"] == 1
-        assert stats["push_false_seen"] >= 1
+        # The plugin stopped early: told by a push answered false, or by its
+        # drop_fn when its thread was between two pushes at the close.
         assert stats["events_created"] == stats["events_released"]
         assert stats["events_created"] < 1_000_000
         assert stats["double_release_detected"] == 0
@@ -417,3 +419,288 @@ async def test_many_receivers_opened_and_closed(
     assert stats["receivers_created"] == stats["receivers_dropped"] == cycles + 1
     assert stats["events_created"] == stats["events_released"]
     assert stats["double_release_detected"] == 0
+
+
+# ---- copy-on-push channels: batches, bounds, lifetimes -------------------------------
+
+CHAN_COUNTERS = (
+    "events_pushed",
+    "events_released",
+    "receivers_created",
+    "receivers_dropped",
+    "start_calls",
+    "start_after_drop",
+    "drop_during_start",
+    "push_false",
+)
+
+
+class ChanCounters:
+    """The counters of a private copy of ``libdrasi_chan_fixture``."""
+
+    def __init__(self, path: Path) -> None:
+        import cffi
+
+        self.ffi = cffi.FFI()
+        self.ffi.cdef("void drasi_chan_fixture_counters(int64_t *out, size_t n);")
+        self.lib: Any = self.ffi.dlopen(str(path))
+
+    def __call__(self) -> dict[str, int]:
+        out = self.ffi.new("int64_t[]", len(CHAN_COUNTERS))
+        self.lib.drasi_chan_fixture_counters(out, len(CHAN_COUNTERS))
+        return dict(zip(CHAN_COUNTERS, (int(v) for v in out), strict=True))
+
+
+@asynccontextmanager
+async def chan_source(
+    path: Path, config: dict[str, Any], *, probe: bool = False
+) -> AsyncIterator[SourceProxy]:
+    callbacks = CallbackContext("test-instance")
+    with load_plugin(path, callbacks) as plugin:
+        factory = plugin.source_plugins[1 if probe else 0]
+        async with await factory.create_source("chan", config) as source:
+            await source.initialize(SourceRuntimeContext("test-instance", "chan"))
+            await source.start()
+            yield source
+
+
+def chan_entity(i: int) -> str:
+    return f"n{i}"
+
+
+@pytest.mark.anyio
+async def test_batches_columns_and_events(fixture_plugins: dict[str, Path]) -> None:
+    n = 5000
+    async with chan_source(fixture_plugins["chan"], {"event_count": n}) as source:
+        response = await source.subscribe(settings("chan"))
+        sizes: list[int] = []
+        seen: list[SourceEventWrapper] = []
+        async with response.receiver as receiver:
+            async for batch in receiver.batches(max_events=700):
+                assert 0 < len(batch) <= 700
+                sizes.append(len(batch))
+                events = list(batch)
+                assert all(type(e) is SourceEventWrapper for e in events)
+                assert list(batch.entity_ids) == [e.entity_id for e in events]
+                assert list(batch.labels) == [e.label for e in events] == ["Person"] * len(batch)
+                assert list(batch.source_ids) == [e.source_id for e in events]
+                assert list(batch.ops) == [e.op for e in events]
+                assert list(batch.timestamps_us) == [e.timestamp_us for e in events]
+                assert list(batch.payloads) == [e.payload for e in events]
+                assert list(batch.sequences) == [0] * len(batch)
+                changes = batch.changes()
+                assert [c.element.reference.element_id for c in changes if c] == [
+                    e.entity_id for e in events
+                ]
+                seen.extend(events)
+            with pytest.raises(StopAsyncIteration):  # a normal end stays a normal end
+                await receiver.__anext__()
+    assert [e.entity_id for e in seen] == [chan_entity(i) for i in range(n)]
+    assert [e.op for e in seen] == [OPS[i % 3] for i in range(n)]
+    assert [e.timestamp_us for e in seen] == list(range(n))
+    assert {e.source_id for e in seen} == {"chan"}
+    assert sum(sizes) == n
+
+
+@pytest.mark.anyio
+async def test_batches_and_events_mixed_deliver_each_event_once_in_order(
+    fixture_plugins: dict[str, Path],
+) -> None:
+    n = 20_000
+    async with chan_source(fixture_plugins["chan"], {"event_count": n}) as source:
+        response = await source.subscribe(settings("chan"), capacity=256)
+        got: list[str] = []
+        async with response.receiver as receiver:
+            batches = receiver.batches(max_events=97)
+            step = 0
+            while True:
+                step += 1
+                try:
+                    if step % 3:
+                        got.append((await receiver.__anext__()).entity_id)
+                    else:
+                        batch = await batches.__anext__()
+                        assert 0 < len(batch) <= 97
+                        got.extend(batch.entity_ids)
+                except StopAsyncIteration:
+                    break
+            await batches.aclose()
+    assert got == [chan_entity(i) for i in range(n)]
+
+
+@pytest.mark.anyio
+async def test_batches_of_a_bootstrap_receiver_carry_sequences(
+    fixture_plugins: dict[str, Path],
+) -> None:
+    async with running_source(
+        fixture_plugins["source"], "boot", {"event_count": 0, "bootstrap_count": 300}
+    ) as source:
+        response = await source.subscribe(settings("boot", bootstrap=True))
+        assert response.bootstrap_receiver is not None
+        sequences: list[int] = []
+        async with response.bootstrap_receiver as boot:
+            async for batch in boot.batches():
+                assert list(batch.ops) == [ChangeOp.INSERT] * len(batch)
+                assert list(batch.sequences) == [e.sequence for e in batch]
+                assert all(isinstance(e, BootstrapEvent) for e in batch)
+                sequences.extend(batch.sequences)
+        await response.receiver.aclose()
+    assert sequences == list(range(300))
+
+
+@pytest.mark.anyio
+async def test_batches_argument_is_checked(fixture_plugins: dict[str, Path]) -> None:
+    async with chan_source(fixture_plugins["chan"], {"event_count": 1}) as source:
+        response = await source.subscribe(settings("chan"))
+        async with response.receiver as receiver:
+            for bad in (0, -1):
+                with pytest.raises(ValueError):
+                    await receiver.batches(bad).__anext__()
+
+
+@pytest.mark.anyio
+async def test_byte_bound_holds_the_plugin_back(
+    fixture_plugins: dict[str, Path], tmp_path: Path
+) -> None:
+    path = private_copy(fixture_plugins["chan"], tmp_path)
+    counters = ChanCounters(path)
+    n, max_bytes = 2000, 4096  # a few hundred bytes per event: ~20 fit
+    async with chan_source(path, {"event_count": n}) as source:
+        response = await source.subscribe(settings("chan"), max_bytes=max_bytes)
+        async with response.receiver as receiver:
+            first = await receiver.__anext__()
+            await anyio.sleep(0.2)  # the plugin fills the channel by bytes and blocks
+            stats = receiver.stats()
+            assert stats["max_bytes"] == max_bytes
+            assert 0 < stats["queued_bytes"] <= max_bytes
+            assert stats["queued"] < 50 < stats["capacity"]
+            assert counters()["events_pushed"] < 100
+            ids = [first.entity_id] + [e.entity_id async for e in receiver]
+    assert ids == [chan_entity(i) for i in range(n)]
+    assert counters()["events_released"] == n
+
+
+@pytest.mark.anyio
+async def test_plugin_pushing_inside_start_push_fn_does_not_deadlock(
+    fixture_plugins: dict[str, Path], tmp_path: Path
+) -> None:
+    path = private_copy(fixture_plugins["chan"], tmp_path)
+    counters = ChanCounters(path)
+    n = 10_000  # far beyond the channel's capacity
+    async with chan_source(path, {"event_count": n, "sync": True}, probe=True) as source:
+        response = await source.subscribe(settings("chan"), capacity=64)
+        with anyio.fail_after(20):
+            async with response.receiver as receiver:
+                ids = [e.entity_id async for e in receiver]
+    assert ids == [chan_entity(i) for i in range(n)]
+    stats = counters()
+    assert stats["start_calls"] == 1 and stats["events_released"] == n
+
+
+@pytest.mark.anyio
+async def test_close_under_a_waiting_step_raises_closed_error(
+    fixture_plugins: dict[str, Path], tmp_path: Path
+) -> None:
+    path = private_copy(fixture_plugins["chan"], tmp_path)
+    counters = ChanCounters(path)
+    config = {"event_count": 1000, "interval_us": 10_000_000}  # one event, then a long pause
+    async with chan_source(path, config, probe=True) as source:
+        for _ in range(5):
+            response = await source.subscribe(settings("chan"))
+            receiver = response.receiver
+            assert (await receiver.__anext__()).entity_id == "n0"
+            outcome: list[BaseException] = []
+
+            async def waiting(
+                rx: ChangeReceiverProxy = receiver, outcome: list[BaseException] = outcome
+            ) -> None:
+                try:
+                    await rx.__anext__()
+                except BaseException as exc:  # recorded for the assertion below
+                    outcome.append(exc)
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(waiting)
+                    await anyio.sleep(0.05)  # the step is waiting for the next event
+                    started = time.monotonic()
+                    await receiver.aclose()
+                assert time.monotonic() - started < 2
+            assert len(outcome) == 1 and isinstance(outcome[0], ClosedError)
+            assert "closed" in repr(receiver)
+            with pytest.raises(ClosedError):
+                await receiver.batches().__anext__()
+    stats = await settle(counters, lambda s: s["receivers_dropped"] == 5)
+    assert stats["receivers_created"] == stats["receivers_dropped"] == 5
+    assert stats["events_pushed"] == stats["events_released"]
+
+
+@pytest.mark.anyio
+async def test_close_while_iterating_never_drops_during_or_before_start(
+    fixture_plugins: dict[str, Path], tmp_path: Path
+) -> None:
+    path = private_copy(fixture_plugins["chan"], tmp_path)
+    counters = ChanCounters(path)
+    rounds = 320
+    async with chan_source(
+        path, {"event_count": 100_000, "start_delay_us": 300}, probe=True
+    ) as source:
+        for i in range(rounds):
+            response = await source.subscribe(settings("chan"), capacity=16)
+            receiver = response.receiver
+            errors: list[BaseException] = []
+
+            async def iterate(
+                rx: ChangeReceiverProxy = receiver, errors: list[BaseException] = errors
+            ) -> None:
+                try:
+                    async for _ in rx:
+                        await anyio.sleep(0)
+                except ClosedError:
+                    pass
+                except BaseException as exc:  # anything else fails the test below
+                    errors.append(exc)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(iterate)
+                    if i % 4:
+                        await anyio.sleep(0.0005 * (i % 7))
+                    await receiver.aclose()
+            assert errors == []
+    stats = await settle(counters, lambda s: s["receivers_dropped"] == rounds)
+    assert stats["receivers_created"] == stats["receivers_dropped"] == rounds
+    assert stats["start_after_drop"] == 0
+    assert stats["drop_during_start"] == 0
+    assert stats["events_pushed"] == stats["events_released"]
+
+
+@pytest.mark.anyio
+async def test_receiver_whose_channel_cannot_be_made_is_dropped(
+    fixture_plugins: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drasi_host.channels import ChannelLimitError
+    from drasi_host.errors import DrasiHostError
+    from drasi_host.proxies import receivers
+
+    path = private_copy(fixture_plugins["chan"], tmp_path)
+    counters = ChanCounters(path)
+
+    class Exhausted(receivers.EventChannel):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise ChannelLimitError("cannot create an event channel (too many open)")
+
+    async with chan_source(path, {"event_count": 3}, probe=True) as source:
+        monkeypatch.setattr(receivers, "EventChannel", Exhausted)
+        with pytest.raises(ChannelLimitError) as caught:
+            await source.subscribe(settings("chan"))
+        assert isinstance(caught.value, DrasiHostError)
+        assert not isinstance(caught.value, MemoryError)
+        monkeypatch.undo()
+        stats = await settle(counters, lambda s: s["receivers_dropped"] == 1)
+        assert stats["receivers_created"] == stats["receivers_dropped"] == 1
+        response = await source.subscribe(settings("chan"))
+        async with response.receiver as receiver:
+            assert "not started" in repr(receiver)
+            assert [e.entity_id async for e in receiver] == ["n0", "n1", "n2"]
+            assert "ended" in repr(receiver)

@@ -48,12 +48,12 @@ import anyio.lowlevel
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
 from .._callbacks import c_callback, handles
+from ..channels import EventChannel
 from ..errors import DrasiHostError, PayloadFormatError, PluginCallError, PluginProtocolError
 from ..logs import CallbackContext, _Route
 from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
 from ..protocols import BootstrapProvider
-from .receivers import EventChannel
 
 __all__ = [
     "DEFAULT_EVENT_CAPACITY",

@@ -11,10 +11,13 @@ exchange happens in C without the GIL:
 
 * :meth:`ReactionProxy.enqueue_query_result` encodes the result with the
   plugin's payload codec and pushes the bytes without blocking
-  (``dh_results_push`` copies them into a C-heap ``DrasiPayload``).  When the
-  channel is full the push arms the channel and the coroutine waits on the
-  proxy's :class:`~drasi_host._notify.Notifier` until the plugin pulls:
-  back-pressure without a thread per call.
+  (``dh_results_push`` copies them into a C-heap ``DrasiPayload``);
+  :meth:`ReactionProxy.enqueue_query_results` pushes a whole batch under one
+  lock with one wake-up.  A plugin thread asleep in its pull is woken once
+  enough results are queued or at the end of the event loop's tick, not for
+  every result.  When the channel is full the push arms the channel and the
+  coroutine waits on the :class:`~drasi_host.channels.ResultChannel`'s
+  notifier until the plugin pulls: back-pressure without a thread per call.
 * ``stop()`` and ``aclose()`` first *close* the channel, so a pull blocked
   in C returns NULL at once and the plugin's loop ends, then call the
   plugin.  Results still queued at that point are released, not delivered;
@@ -28,7 +31,6 @@ results: the host does not know how to build them, and says so.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -36,9 +38,9 @@ import anyio
 import anyio.lowlevel
 
 from .. import _abi
-from .._abi import ffi, lib
-from .._notify import Notifier
-from ..errors import DrasiHostError, PayloadFormatError
+from .._abi import lib
+from ..channels import ResultChannel
+from ..errors import ClosedError, DrasiHostError, PayloadFormatError
 from ..logs import CallbackContext
 from ..models import QueryResult, ReactionRuntimeContext
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
@@ -49,63 +51,9 @@ __all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
 #: Results queued between the host and a reaction plugin per start.
 DEFAULT_RESULT_CAPACITY = 1024
 
-_push = lib.dh_results_push
 _checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
-
-
-class _ResultChannel:
-    """The results channel of the current start and the notifier it wakes.
-
-    Holds no reference to the proxy, so the proxy's finaliser can shut it
-    down before the plugin's ``drop_fn`` runs.
-    """
-
-    def __init__(self) -> None:
-        self.notifier = Notifier()
-        self.key = 0
-        self._lock = threading.Lock()
-        self._shut = False
-
-    def open(self, capacity: int) -> int:
-        """A fresh channel for a start (a previous one is closed and released)."""
-        with self._lock:
-            if self._shut:
-                raise DrasiHostError("the reaction is closed")
-            old, self.key = self.key, 0
-        if old:
-            lib.dh_chan_release(old)
-        key = int(lib.dh_chan_new(lib.DH_KIND_RESULTS, capacity, self.notifier.write_fd))
-        if key == 0:
-            raise MemoryError("no results channel could be created")
-        with self._lock:
-            self.key = key
-        return key
-
-    def close(self) -> int:
-        """Close the current channel (pending pulls return NULL); its key."""
-        key = self.key
-        if key:
-            lib.dh_chan_close(key)
-        return key
-
-    def release(self, key: int) -> None:
-        """Release a closed channel: queued results are freed, the key is dead."""
-        if key:
-            lib.dh_chan_release(key)
-        with self._lock:
-            if self.key == key:
-                self.key = 0
-
-    def shutdown(self) -> None:
-        """Release the channel and the notifier (once, before ``drop_fn``)."""
-        with self._lock:
-            if self._shut:
-                return
-            self._shut = True
-            key, self.key = self.key, 0
-        if key:
-            lib.dh_chan_release(key)
-        self.notifier.close()
+#: Results encoded and pushed together by ``enqueue_query_results``.
+_CHUNK = 1024
 
 
 class ReactionProxy(ComponentProxy):
@@ -140,7 +88,7 @@ class ReactionProxy(ComponentProxy):
         self._plugin_label = plugin_label
         #: Capacity of the results channel of the next start.
         self.result_capacity = DEFAULT_RESULT_CAPACITY
-        self._results = _ResultChannel()
+        self._results = ResultChannel()
         self._release_first(self._results.shutdown)
         self._wait_lock: anyio.Lock | None = None
         self._closing = False
@@ -224,58 +172,78 @@ class ReactionProxy(ComponentProxy):
         """
         await _checkpoint_if_cancelled()
         data = self._encode(self._codec_or_raise(), result)
-        key = self._results.key
-        rc = _push(key, data, len(data))
-        if rc != 0:
-            await self._push_waiting(key, data, rc)
+        rc = self._results.push(data)
+        if rc != lib.DH_OK:
+            await self._push_waiting(data, rc)
         return len(data)
 
     async def enqueue_query_results(self, results: Iterable[QueryResult]) -> int:
-        """Queue results in order (one cancellation check for the batch);
-        returns how many were queued.  On an error, the results before the
-        failing one are queued."""
+        """Queue results in order (one cancellation check, and one lock and
+        one wake-up of the plugin's thread per run that fits); returns how
+        many were queued.  On an error, the results before the failing one
+        are queued."""
         await _checkpoint_if_cancelled()
         codec = self._codec_or_raise()
         encode = self._encode
-        key = self._results.key
         count = 0
-        for result in results:
-            data = encode(codec, result)
-            rc = _push(key, data, len(data))
-            if rc != 0:
-                await self._push_waiting(key, data, rc)
-            count += 1
+        chunk: list[bytes] = []
+        try:
+            for result in results:
+                chunk.append(encode(codec, result))
+                if len(chunk) == _CHUNK:
+                    count += await self._push_documents(chunk)
+                    chunk = []
+        except Exception:
+            if chunk:  # the results before the failing one are queued
+                await self._push_documents(chunk)
+            raise
+        if chunk:
+            count += await self._push_documents(chunk)
         return count
 
-    async def _push_waiting(self, key: int, data: bytes, rc: int) -> None:
+    async def _push_documents(self, documents: list[bytes]) -> int:
+        done = 0
+        while done < len(documents):
+            rest = documents[done:] if done else documents
+            taken = self._results.push_many(rest)
+            if taken > 0:
+                done += taken
+                continue
+            # Full (0) or refused (< 0): wait for room with the first document.
+            await self._push_waiting(rest[0], lib.DH_FULL if taken == 0 else taken)
+            done += 1
+        return done
+
+    async def _push_waiting(self, data: bytes, rc: int) -> None:
         """The slow path: wait for space while the channel is full."""
+        results = self._results
         if self._wait_lock is None:
             self._wait_lock = anyio.Lock()
         async with self._wait_lock:  # one waiter on the notifier at a time
-            if rc == 1:
+            if rc == lib.DH_FULL:
                 # Push again under the lock: a refused push arms the notifier,
                 # and another waiter may have taken the earlier wake-up.
-                rc = _push(key, data, len(data))
-            while rc == 1:
-                await self._results.notifier.wait()
-                rc = _push(key, data, len(data))
-        if rc == 0:
+                rc = results.push(data)
+            while rc == lib.DH_FULL:
+                try:
+                    await results.notifier.wait()
+                except ClosedError:
+                    rc = lib.DH_CLOSED_OR_UNKNOWN
+                    break
+                rc = results.push(data)
+        if rc == lib.DH_OK:
             return
-        if rc == -2:
+        if rc == lib.DH_NO_MEMORY:
             raise MemoryError(f"{self.label}: malloc failed for a query result")
         if self._closing or self.closed:
-            raise DrasiHostError(f"{self.label} is closed")
+            raise ClosedError(f"{self.label} is closed")
         raise DrasiHostError(
             f"{self.label} is not running: start it before enqueueing query results"
         )
 
     def _stats(self) -> Any:
         """The current results channel's ``DhChanStats``, or None without one."""
-        stats = ffi.new("DhChanStats *")
-        key = self._results.key
-        if not key or lib.dh_chan_stats(key, stats) != 0:
-            return None
-        return stats
+        return self._results.stats()
 
     @property
     def pending(self) -> int:

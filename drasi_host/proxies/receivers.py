@@ -1,204 +1,76 @@
 """Push delivery from plugin threads into ``async for``.
 
-The plugin's thread calls a C function of ``_ffi`` for every event
-(``dh_change_push`` / ``dh_bootstrap_push``).  That function never touches
-Python: it puts the envelope into a bounded channel, blocking the plugin
-thread while the channel is full (back-pressure without the GIL), and writes
-a byte to a socket when the consumer is waiting.  On the event loop,
-:class:`EventChannel` drains a batch at a time with ``dh_events_drain``, which
-copies routing hints and payload bytes into one arena and releases each event
-(``drop_fn(opaque)``, ``free(envelope)``) exactly once; Python then builds a
-:class:`SourceEventWrapper` / :class:`BootstrapEvent` per record, decoding
-the payload only when ``.change`` is first read.
+A receiver owns the plugin's ``FfiChangeReceiver`` / ``FfiBootstrapReceiver``
+(a :class:`~drasi_host._native.NativeResource`: its ``drop_fn`` runs once,
+on the drop thread, after every call into it has returned) and an
+:class:`~drasi_host.channels.EventChannel`.  The first ``async for`` step (or
+``batches()``) calls ``start_push_fn`` in a thread of its own, without
+waiting for it to return: a plugin may push synchronously inside that call,
+and the consumer drains meanwhile.  The plugin's thread then calls a C
+function of ``_ffi`` for every event, which copies the event into the channel
+and releases it on that thread, blocking while the channel is full (by events
+or by bytes).  The event loop takes whole batches and builds
+:class:`~drasi_host.events.SourceEventWrapper` /
+:class:`~drasi_host.events.BootstrapEvent` objects, or hands them over as
+:class:`~drasi_host.channels.EventBatch` columns.
 
-Closing a receiver closes its channel first (a blocked plugin callback returns
-``false``), then runs the receiver's ``drop_fn`` in a worker thread, then
-releases whatever is still queued.  Calls that arrive afterwards name a stale
-channel key and are refused and released in C.
+Closing a receiver closes its channel first (a blocked plugin callback
+returns ``false`` and a waiting ``async for`` step raises
+:class:`~drasi_host.errors.ClosedError`), waits for ``start_push_fn`` if it
+is still running, then releases the channel and runs the receiver's
+``drop_fn``.  Calls that arrive afterwards name a stale channel key and are
+refused and released in C.
 """
 
 from __future__ import annotations
 
 import collections
-import struct
+import functools
+import sys
+import threading
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 
 from .. import _abi
-from .._abi import NULL, decode_utf8, ffi, lib
-from .._notify import Notifier
-from ..errors import DrasiHostError, PluginProtocolError
-from ..models import BootstrapEvent, ChangeOp, SourceEventWrapper
-from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
+from .._abi import lib
+from .._native import Lifetime, NativeResource, drop_vtable
+from ..channels import DEFAULT_CAPACITY, DEFAULT_MAX_BYTES, EventBatch, EventChannel
+from ..errors import ClosedError
+from ..events import BootstrapEvent, SourceEventWrapper
+from ..payloads import PayloadCodec
 
-__all__ = ["BootstrapReceiverProxy", "ChangeReceiverProxy", "EventChannel"]
-
-#: Events the channel holds before the plugin's push blocks.
-DEFAULT_CAPACITY = 4096
-#: Records drained per batch, and the arena size that ends a batch early.
-BATCH = 1024
-MAX_BATCH_BYTES = 4 * 1024 * 1024
-
-_RECORD = struct.Struct("<qQiIIIIIQ")
-assert _RECORD.size == ffi.sizeof("DhEventRecord")
-_OPS = tuple(ChangeOp)
-_BAD = lib.DH_REC_OVERSIZE | lib.DH_REC_NULL_PAYLOAD | lib.DH_REC_BAD_HINT
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "DEFAULT_MAX_BYTES",
+    "BootstrapReceiverProxy",
+    "ChangeReceiverProxy",
+]
 
 E = TypeVar("E", bound=SourceEventWrapper)
 
-
-class EventChannel:
-    """A C event channel and its wake-up socket, drained into Python events."""
-
-    def __init__(
-        self,
-        kind: int,
-        codec: PayloadCodec | None,
-        label: str,
-        capacity: int = DEFAULT_CAPACITY,
-    ) -> None:
-        self.kind = kind
-        self.codec = codec
-        self.label = label
-        self.notifier = Notifier()
-        self.key = lib.dh_chan_new(kind, capacity, self.notifier.write_fd)
-        if self.key == 0:
-            self.notifier.close()
-            raise DrasiHostError(f"{label}: cannot create an event channel (too many open)")
-        self._records = ffi.new("DhEventRecord[]", BATCH)
-        self._arena = ffi.new("uint8_t **")
-        self._arena_len = ffi.new("size_t *")
-        self._ended = ffi.new("int *")
-        self._drasi = 1 if codec is not None else 0
-        self.ended = False
-        self.released = False
-        self._labels: dict[bytes, str] = {}
-        self._source_bytes = b""
-        self._source_str = ""
-
-    @property
-    def ctx(self) -> Any:
-        return ffi.cast("void *", self.key)
-
-    def drain(self, out: collections.deque[Any]) -> int:
-        """Move queued events into ``out`` (errors as exception objects)."""
-        if self.released:
-            self.ended = True
-            return 0
-        n = lib.dh_events_drain(
-            self.key,
-            self._records,
-            BATCH,
-            self._arena,
-            self._arena_len,
-            self._drasi,
-            MAX_PAYLOAD_SIZE,
-            MAX_BATCH_BYTES,
-            self._ended,
-        )
-        if self._ended[0]:
-            self.ended = True
-        if n <= 0:
-            return 0
-        length = self._arena_len[0]
-        arena = ffi.buffer(self._arena[0], length)[:] if length else b""
-        if self._arena[0] != NULL:
-            lib.free(self._arena[0])
-        self._build(ffi.buffer(self._records, n * _RECORD.size)[:], arena, out)
-        return int(n)
-
-    def _build(self, records: bytes, arena: bytes, out: collections.deque[Any]) -> None:
-        codec = self.codec
-        labels = self._labels
-        bootstrap = self.kind == lib.DH_KIND_BOOTSTRAP_EVENTS
-        append = out.append
-        off = 0
-        for ts, seq, op, flags, sl, ll, el, _r, pl in _RECORD.iter_unpack(records):
-            end = off + sl
-            raw_source = arena[off:end]
-            if raw_source == self._source_bytes:
-                source_id = self._source_str
-            else:
-                source_id = decode_utf8(raw_source, f"{self.label}: event source_id", strict=False)
-                self._source_bytes, self._source_str = raw_source, source_id
-            off, end = end, end + ll
-            raw_label = arena[off:end]
-            label = labels.get(raw_label)
-            if label is None:
-                label = decode_utf8(raw_label, f"{self.label}: event label", strict=False)
-                if len(labels) < 1024:
-                    labels[raw_label] = label
-            off, end = end, end + el
-            entity_id = arena[off:end].decode("utf-8", "replace")
-            off = end
-            payload: bytes | None = None
-            if flags & lib.DH_REC_HAS_PAYLOAD:
-                payload = arena[off : off + pl]
-                off += pl
-            if flags & _BAD or not 0 <= op < 3:
-                append(self._error(flags, op, pl, source_id, entity_id))
-                continue
-            if bootstrap:
-                append(
-                    BootstrapEvent(
-                        source_id, ts, ChangeOp.INSERT, label, entity_id, payload, codec, seq
-                    )
-                )
-            else:
-                append(
-                    SourceEventWrapper(source_id, ts, _OPS[op], label, entity_id, payload, codec)
-                )
-
-    def _error(self, flags: int, op: int, size: int, source_id: str, entity_id: str) -> Exception:
-        where = f"{self.label}: event {entity_id!r} from {source_id!r}"
-        if flags & lib.DH_REC_OVERSIZE:
-            return PluginProtocolError(
-                f"{where}: payload of {size} bytes exceeds the maximum of "
-                f"{MAX_PAYLOAD_SIZE}; dropped"
-            )
-        if flags & lib.DH_REC_NULL_PAYLOAD:
-            return PluginProtocolError(
-                f"{where}: NULL payload from a plugin that declares a payload format"
-            )
-        if flags & lib.DH_REC_BAD_HINT:
-            return PluginProtocolError(
-                f"{where}: a routing hint is NULL or longer than {lib.DH_MAX_HINT_LEN} bytes"
-            )
-        return PluginProtocolError(f"{where}: {op} is not a valid FfiChangeOp (0, 1, 2)")
-
-    async def wait(self) -> None:
-        """Wait until there may be something to drain."""
-        if lib.dh_chan_arm_consumer(self.key) == 0:
-            await self.notifier.wait()
-
-    def close(self) -> None:
-        """Refuse further pushes (blocked plugin callbacks return false)."""
-        if not self.released:
-            lib.dh_chan_close(self.key)
-
-    def mark_ended(self) -> None:
-        """Treat the stream as ended once the queue is empty."""
-        self.close()
-
-    def release(self) -> None:
-        """Release queued events and forget the key; idempotent."""
-        if not self.released:
-            self.released = True
-            lib.dh_chan_release(self.key)
-            self.notifier.close()
+_checkpoint = anyio.lowlevel.checkpoint
+#: Events built at a time for per-event iteration (a small working set: the
+#: events are used and freed while they are still in the cache).
+_BUILD_CHUNK = 256
+#: A take of at least this many events means the plugin is streaming ...
+_BUSY_BATCH = 32
+#: ... and the consumer then sleeps this long instead of arming the notifier,
+#: so events arrive in large batches with no wake-up calls (bounded latency).
+_LINGER_SECONDS = 0.0005
 
 
-def _close_receiver(channel: EventChannel, vt: Any) -> None:
+def _collected(channel: EventChannel, life: Lifetime) -> None:
+    """Finalizer of an open receiver: unblock the plugin's pushes, then
+    release (with a ResourceWarning) once ``start_push_fn`` has returned."""
     channel.close()
-    if vt.drop_fn != NULL:
-        vt.drop_fn(vt.state)
-    channel.release()
+    life.collected()
 
 
-class _ReceiverProxy(Generic[E]):
+class _ReceiverProxy(NativeResource, Generic[E]):
     _kind: ClassVar[int]
     _push_ptr: ClassVar[Any]
     _what: ClassVar[str]
@@ -210,87 +82,216 @@ class _ReceiverProxy(Generic[E]):
         codec: PayloadCodec | None,
         label: str,
         capacity: int = DEFAULT_CAPACITY,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
+        super().__init__(f"{label} {self._what}")
         self._vt = vt
-        self.label = f"{label} {self._what}"
-        self._channel = EventChannel(self._kind, codec, self.label, capacity)
-        self._started = False
-        self._buffer: collections.deque[Any] = collections.deque()
-        self._finalizer = weakref.finalize(self, _close_receiver, self._channel, vt)
+        # Owned before anything else can fail: the plugin's receiver is never leaked.
+        self._life.own(functools.partial(drop_vtable, vt))
         try:
             _abi.require_functions(vt, ("start_push_fn",), self.label)
-        except PluginProtocolError:
-            self._finalizer()
+            self._channel = EventChannel(self._kind, codec, self.label, capacity, max_bytes)
+        except BaseException:
+            self.close_nowait()
+            raise
+        self._life.own(self._channel.release)
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(
+            self, functools.partial(_collected, self._channel, self._life)
+        )
+        self._finalizer.atexit = False
+        self._started = False
+        self._buffer: collections.deque[Any] = collections.deque()
+        self._errors = 0  # error objects in _buffer
+
+    # ---- starting ---------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Call ``start_push_fn`` in a thread of its own, counted as a call in
+        flight; the consumer does not wait for it to return."""
+        life = self._life
+        life.enter()
+        self._started = True
+        vt = self._vt
+        args = (vt.state, self._push_ptr(), self._channel.ctx)
+
+        def run() -> None:
+            try:
+                vt.start_push_fn(*args)
+            finally:
+                life.leave()
+
+        thread = threading.Thread(target=run, name=f"drasi-start-push {self.label}", daemon=True)
+        try:
+            thread.start()
+        except BaseException:
+            life.leave()
             raise
 
-    async def _start(self) -> None:
-        self._started = True
-        await anyio.to_thread.run_sync(
-            self._vt.start_push_fn, self._vt.state, self._push_ptr(), self._channel.ctx
-        )
+    def _closed_error(self) -> ClosedError:
+        return ClosedError(f"{self.label} is closed")
 
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
+    # ---- per-event iteration ----------------------------------------------------
 
     def __aiter__(self) -> _ReceiverProxy[E]:
         return self
 
     async def __anext__(self) -> E:
         buffer = self._buffer
-        if buffer:
-            item = buffer.popleft()
-        else:
-            item = await self._refill()
+        if buffer and not self._errors:
+            return buffer.popleft()  # type: ignore[no-any-return]
+        return await self._refill()  # type: ignore[no-any-return]
+
+    def _pop(self) -> Any:
+        """The next buffered item; raises the error a flagged record reports."""
+        item = self._buffer.popleft()
         if isinstance(item, Exception):
+            self._errors -= 1
             raise item
-        return item  # type: ignore[no-any-return]
+        return item
 
     async def _refill(self) -> Any:
-        if not self._started and not self.closed:
-            await self._start()
+        if self._buffer:  # items are buffered, one of them an error
+            return self._pop()
+        if self._life.closing:
+            raise self._closed_error()
+        if not self._started:
+            self._start()
         channel = self._channel
         buffer = self._buffer
-        await anyio.lowlevel.checkpoint()
+        if channel.has_pending:  # the rest of a batch already taken
+            self._errors += channel.drain(buffer, _BUILD_CHUNK)
+            return self._pop()
+        await _checkpoint()
+        lingered = False
         while True:
-            if self.closed:
-                raise StopAsyncIteration
-            channel.drain(buffer)
+            if self._life.closing:
+                raise self._closed_error()
+            self._errors += channel.drain(buffer, _BUILD_CHUNK)
             if buffer:
-                return buffer.popleft()
+                return self._pop()
             if channel.ended:
                 raise StopAsyncIteration
-            await channel.wait()
+            if lingered:
+                await self._wait()
+            else:
+                await self._linger()
+            lingered = not lingered
+
+    async def _linger(self) -> None:
+        """Before paying for a wake-up through the notifier: let a plugin
+        that was busy a moment ago queue more (a short sleep while it
+        streams, one scheduling round otherwise)."""
+        if self._channel.last_batch >= _BUSY_BATCH:
+            await anyio.sleep(_LINGER_SECONDS)
+        else:
+            await _checkpoint()
+
+    async def _wait(self) -> None:
+        try:
+            await self._channel.wait()
+        except ClosedError:
+            raise self._closed_error() from None
+
+    # ---- batches ----------------------------------------------------------------
+
+    async def batches(self, max_events: int | None = None) -> AsyncIterator[EventBatch]:
+        """Iterate over what is queued, a batch at a time (see
+        :class:`~drasi_host.channels.EventBatch`): each batch holds at most
+        ``max_events`` events and is never empty; only an empty queue is
+        waited for.  May be mixed with per-event iteration: together they
+        deliver every event once, in order."""
+        if max_events is not None and (not isinstance(max_events, int) or max_events < 1):
+            raise ValueError("max_events must be a positive integer or None")
+        limit = sys.maxsize if max_events is None else max_events
+        while True:
+            batch = await self._next_batch(limit)
+            if batch is None:
+                return
+            yield batch
+
+    async def _next_batch(self, limit: int) -> EventBatch | None:
+        if self._life.closing:
+            raise self._closed_error()
+        if not self._started:
+            self._start()
+        channel = self._channel
+        buffer = self._buffer
+        if buffer:  # events already built by per-event iteration come first
+            events: list[Any] = []
+            while buffer and len(events) < limit:
+                if isinstance(buffer[0], Exception):
+                    if events:
+                        break
+                    self._pop()
+                events.append(buffer.popleft())
+            return EventBatch.of_events(channel, events)
+        await _checkpoint()
+        lingered = False
+        while True:
+            if self._life.closing:
+                raise self._closed_error()
+            got = channel.take_batch(limit)
+            if isinstance(got, EventBatch):
+                return got
+            if got is not None:
+                raise got
+            if channel.ended:
+                return None
+            if lingered:
+                await self._wait()
+            else:
+                await self._linger()
+            lingered = not lingered
+
+    # ---- closing ----------------------------------------------------------------
+
+    def close_nowait(self) -> None:
+        """Start closing without waiting: pushes are refused from now on."""
+        channel = getattr(self, "_channel", None)
+        if channel is not None:
+            channel.close()
+        self._buffer = collections.deque()
+        self._errors = 0
+        super().close_nowait()
 
     async def aclose(self) -> None:
-        """Stop receiving: the plugin's next push gets ``false``; the receiver
-        is dropped and queued events are released.  Idempotent."""
-        self._buffer.clear()
-        if self._finalizer.alive:
-            await anyio.to_thread.run_sync(self._finalizer)
+        """Stop receiving: the plugin's next push gets ``false``, a waiting
+        ``async for`` step raises ClosedError; once ``start_push_fn`` has
+        returned the receiver is dropped and queued events are released.
+        Idempotent."""
+        self.close_nowait()
+        await super().aclose()
+
+    def close_now(self, timeout: float | None = None) -> bool:
+        """Synchronous :meth:`aclose` (blocks while the plugin drops the
+        receiver; never call it on the drop thread).  False on timeout."""
+        self.close_nowait()
+        return self._life.wait_released(timeout)
 
     async def __aenter__(self) -> _ReceiverProxy[E]:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def close_now(self) -> None:
-        """Synchronous :meth:`aclose` (may block while the plugin drops the receiver)."""
-        self._buffer.clear()
-        self._finalizer()
+    # ---- monitoring -------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
         """Queue figures of the underlying channel (for monitoring)."""
-        out = ffi.new("DhChanStats *")
-        if self.closed or lib.dh_chan_stats(self._channel.key, out) != 0:
-            return {"queued": 0, "capacity": 0, "pushed": 0, "rejected": 0}
-        return {
-            "queued": out.queued,
-            "capacity": out.capacity,
-            "pushed": out.pushed,
-            "rejected": out.rejected,
-        }
+        return self._channel.stats()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            state = "closed"
+        elif self._channel.ended and not self._buffer and not self._channel.has_pending:
+            state = "ended"
+        elif self._started:
+            state = "receiving"
+        else:
+            state = "not started"
+        stats = self._channel.stats()
+        return (
+            f"<{type(self).__name__} {self.label!r} {state}, "
+            f"{stats['queued']}/{stats['capacity']} queued, {stats['pushed']} pushed>"
+        )
 
 
 class ChangeReceiverProxy(_ReceiverProxy[SourceEventWrapper]):

@@ -13,7 +13,12 @@ from ..errors import PluginCallError, PluginProtocolError
 from ..models import DispatchMode, SourceRuntimeContext, SubscriptionSettings
 from ._component import ComponentProxy
 from .bootstrap import attach_bootstrap_provider
-from .receivers import DEFAULT_CAPACITY, BootstrapReceiverProxy, ChangeReceiverProxy
+from .receivers import (
+    DEFAULT_CAPACITY,
+    DEFAULT_MAX_BYTES,
+    BootstrapReceiverProxy,
+    ChangeReceiverProxy,
+)
 
 __all__ = ["SourceProxy", "SubscriptionResponse"]
 
@@ -53,10 +58,15 @@ class SourceProxy(ComponentProxy):
         )
 
     async def subscribe(
-        self, settings: SubscriptionSettings, *, capacity: int = DEFAULT_CAPACITY
+        self,
+        settings: SubscriptionSettings,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> SubscriptionResponse:
-        """Subscribe a query; ``capacity`` is how many events each receiver
-        queues before the plugin's push blocks (back-pressure)."""
+        """Subscribe a query; ``capacity`` (events) and ``max_bytes`` (routing
+        hints + payloads) bound what each receiver queues before the plugin's
+        push blocks (back-pressure)."""
         b = Borrowed()
         ctx = self.callback_context
         mark = ctx.mark() if ctx is not None else 0
@@ -100,17 +110,21 @@ class SourceProxy(ComponentProxy):
             boot_vt = ffi.new("FfiBootstrapReceiver *", resp.bootstrap_receiver[0])
             lib.free(resp.bootstrap_receiver)
         receiver = ChangeReceiverProxy(
-            change_vt, codec=self._codec, label=self.label, capacity=capacity
+            change_vt, codec=self._codec, label=self.label, capacity=capacity, max_bytes=max_bytes
         )
         receivers.append(receiver)
         bootstrap_receiver = None
         if boot_vt is not None:
             bootstrap_receiver = BootstrapReceiverProxy(
-                boot_vt, codec=self._codec, label=self.label, capacity=capacity
+                boot_vt,
+                codec=self._codec,
+                label=self.label,
+                capacity=capacity,
+                max_bytes=max_bytes,
             )
             receivers.append(bootstrap_receiver)
         for r in receivers:
-            self._release_first(r._finalizer)
+            self._release_first(r.close_now)
         return SubscriptionResponse(query_id, source_id, receiver, bootstrap_receiver)
 
     @staticmethod

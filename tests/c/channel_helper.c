@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ typedef struct Producer {
     uint64_t big_len;
     int64_t bad_hint_every;
     int64_t null_data_every;
+    uint64_t flip_len; /* > 0: payload lengths flip between 8 and this while pushed */
     uint32_t *drops;
     int64_t accepted;
     int64_t refused;
@@ -54,6 +56,11 @@ typedef struct Producer {
     int eos_result;
     int done;
     void *thread;
+    void *pool;      /* flip mode: the payload blocks, freed by producer_free */
+    void *flipper;   /* flip mode: the thread changing lengths */
+    int flipping;
+    int64_t flips;
+    int64_t current; /* flip mode: index of the event being pushed */
 } Producer;
 
 typedef struct Puller {
@@ -91,8 +98,25 @@ static void sleep_us(long us) {
 static void payload_drop(DrasiPayload *self) {
     Payload *p = (Payload *)self;
     __atomic_fetch_add(&p->owner->drops[p->id - p->owner->first_id], 1u, __ATOMIC_SEQ_CST);
+    if (p->owner->flip_len) return; /* pool block: the flipper may still touch it */
     free(p->bytes);
     free(p);
+}
+
+/* Flip mode: a second thread keeps changing the length of the payload being
+ * pushed (8 <-> flip_len bytes, both readable), so a host that read the
+ * length twice would size and copy with different values. */
+static void *flipper_main(void *arg) {
+    Producer *pr = arg;
+    Payload *pool = pr->pool;
+    while (__atomic_load_n(&pr->flipping, __ATOMIC_SEQ_CST)) {
+        int64_t i = __atomic_load_n(&pr->current, __ATOMIC_SEQ_CST);
+        size_t len = __atomic_load_n(&pool[i].base.len, __ATOMIC_RELAXED);
+        __atomic_store_n(&pool[i].base.len, len == 8 ? (size_t)pr->flip_len : (size_t)8,
+                         __ATOMIC_RELAXED);
+        __atomic_add_fetch(&pr->flips, 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
 }
 
 /* The event's drop_fn: releases the DrasiPayload behind opaque. */
@@ -110,7 +134,7 @@ static int every(int64_t k, int64_t id) { return k > 0 && id % k == 0; }
 /* The payload and the routing hints of event `id` (hints live in the payload
  * block, so they stay valid until drop_fn). */
 static Payload *make_payload(Producer *pr, int64_t id, FfiStr hints[3]) {
-    Payload *p = calloc(1, sizeof *p);
+    Payload *p = pr->flip_len ? &((Payload *)pr->pool)[id - pr->first_id] : calloc(1, sizeof *p);
     if (!p) abort();
     p->owner = pr;
     p->id = id;
@@ -118,7 +142,10 @@ static Payload *make_payload(Producer *pr, int64_t id, FfiStr hints[3]) {
     snprintf(p->source_id, sizeof p->source_id, "s%lld", (long long)pr->first_id);
     snprintf(p->label, sizeof p->label, "L%lld", (long long)(id % 3));
     snprintf(p->entity_id, sizeof p->entity_id, "e%lld", (long long)id);
-    if (every(pr->null_data_every, id)) {
+    if (pr->flip_len) {
+        p->base.data = p->bytes;
+        p->base.len = 8;
+    } else if (every(pr->null_data_every, id)) {
         p->base.data = NULL;
         p->base.len = 3;
     } else if (every(pr->big_every, id)) {
@@ -149,10 +176,33 @@ static Payload *make_payload(Producer *pr, int64_t id, FfiStr hints[3]) {
 static void *producer_main(void *arg) {
     Producer *pr = arg;
     if (pr->start_delay_ms > 0) sleep_us(pr->start_delay_ms * 1000L);
+    if (pr->flip_len) {
+        Payload *pool = calloc((size_t)pr->count, sizeof(Payload));
+        if (!pool) abort();
+        for (int64_t i = 0; i < pr->count; i++) {
+            pool[i].bytes = malloc(pr->flip_len);
+            if (!pool[i].bytes) abort();
+            memset(pool[i].bytes, 'x', pr->flip_len);
+            pool[i].base.data = pool[i].bytes;
+            pool[i].base.len = 8;
+        }
+        pr->pool = pool;
+        pthread_t *t = malloc(sizeof *t);
+        if (!t) abort();
+        __atomic_store_n(&pr->flipping, 1, __ATOMIC_SEQ_CST);
+        if (pthread_create(t, NULL, flipper_main, pr) != 0) abort();
+        pr->flipper = t;
+    }
     for (int64_t i = 0; i < pr->count; i++) {
         int64_t id = pr->first_id + i;
         FfiStr hints[3];
         Payload *p = make_payload(pr, id, hints);
+        if (pr->flip_len) {
+            /* make sure the flipper is at work on this event before pushing it */
+            __atomic_store_n(&pr->current, i, __ATOMIC_SEQ_CST);
+            int64_t seen = __atomic_load_n(&pr->flips, __ATOMIC_SEQ_CST);
+            while (__atomic_load_n(&pr->flips, __ATOMIC_SEQ_CST) < seen + 3) sched_yield();
+        }
         int ok;
         if (pr->mode == MODE_CHANGE) {
             FfiSourceEvent *ev = malloc(sizeof *ev);
@@ -195,6 +245,12 @@ static void *producer_main(void *arg) {
             pr->eos_result = ((FfiChangePushCallbackFn)pr->target)((void *)pr->ctx, NULL);
         else if (pr->mode == MODE_BOOTSTRAP)
             pr->eos_result = ((FfiBootstrapPushCallbackFn)pr->target)((void *)pr->ctx, NULL);
+    }
+    if (pr->flipper) {
+        __atomic_store_n(&pr->flipping, 0, __ATOMIC_SEQ_CST);
+        pthread_join(*(pthread_t *)pr->flipper, NULL);
+        free(pr->flipper);
+        pr->flipper = NULL;
     }
     __atomic_store_n(&pr->done, 1, __ATOMIC_SEQ_CST);
     return NULL;
@@ -246,6 +302,11 @@ void producer_join(Producer *pr) {
 
 void producer_free(Producer *pr) {
     producer_join(pr);
+    if (pr->pool) {
+        Payload *pool = pr->pool;
+        for (int64_t i = 0; i < pr->count; i++) free(pool[i].bytes);
+        free(pool);
+    }
     free(pr->drops);
     free(pr);
 }
