@@ -38,6 +38,9 @@ __all__ = [
 DEFAULT_HISTORY = 1000
 
 _stdlib_loggers: dict[str, logging.Logger] = {}
+# Plugin logs reach the application's handlers; without any, they are not
+# printed on their own (a refusal already shows in its exception).
+logging.getLogger("drasi.plugin").addHandler(logging.NullHandler())
 
 
 def _plugin_logger(name: str) -> logging.Logger:
