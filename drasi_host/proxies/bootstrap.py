@@ -343,9 +343,10 @@ class _HostProvider:
                                 batch.append(rx.receive_nowait())
                             except (anyio.WouldBlock, anyio.EndOfStream):
                                 break
-                        taken = await anyio.to_thread.run_sync(
-                            self._send_batch, batch, send_fn, state
-                        )
+                        # Never abandoned: the plugin may release the sender
+                        # as soon as its bootstrap_fn returns.
+                        with anyio.CancelScope(shield=True):
+                            taken = await run_blocking(self._send_batch, batch, send_fn, state)
                         if taken < 0:
                             sent += -1 - taken
                             tg.cancel_scope.cancel()
