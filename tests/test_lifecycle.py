@@ -268,6 +268,14 @@ async def test_a_refusal_is_reported_once_in_the_exception(
     assert any("refused" in m for m in logged)
 
 
+async def test_a_refused_subscription_names_plugin_and_component(source: SourceProxy) -> None:
+    await source.initialize(ctx())
+    with pytest.raises(PluginCallError, match="subscribe") as info:
+        await source.subscribe(SubscriptionSettings("s1", "q1", False, [], []))
+    assert (info.value.plugin, info.value.component_id) == ("libdrasi_lifetime.so", "s1")
+    assert not source.closed  # a refusal does not close the source
+
+
 def test_wrapped_load_errors_keep_attributes_and_cause(
     fixture_plugins: dict[str, Path],
 ) -> None:
