@@ -15,9 +15,12 @@ a bootstrap provider, a receiver, a loaded library) derives from
   garbage).
 
 Objects nest: :meth:`Lifetime.adopt` makes a child (a factory of a library,
-a receiver of a source) hold its parent open until the child is released,
-and closing the parent closes the child first.  A :class:`Lease` is such a
-hold without a child object (a host-built vtable a plugin keeps).
+a receiver of a source) count as a call in flight of its parent until the
+child is released, and closing the parent closes the child first.  A
+:class:`Lease` keeps an object from being released without making closing
+wait for it (a host-built vtable a plugin keeps holds the provider behind
+it); ``aclose()`` then returns once no call is in flight, and the release
+follows when the lease ends.
 
 Blocking plugin calls run on daemon worker threads of this module, so a call
 that never returns cannot keep the interpreter from exiting.  A caller that is
