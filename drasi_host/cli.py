@@ -418,6 +418,13 @@ def _configure_logging(args: argparse.Namespace) -> _StderrHandler:
     return _handler
 
 
+def _unconfigure_logging(handler: _StderrHandler) -> None:
+    global _handler
+    logging.getLogger().removeHandler(handler)
+    if _handler is handler:
+        _handler = None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     first, _, rest = text.partition("\n")
@@ -429,13 +436,21 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.  The stderr log handler
+    it installs on the root logger is removed again when it returns."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "takes_any_arguments", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = _configure_logging(args)
     args.on_ready = handler.release_held
+    try:
+        return _run(args, handler)
+    finally:
+        _unconfigure_logging(handler)
+
+
+def _run(args: argparse.Namespace, handler: _StderrHandler) -> int:
     try:
         status = int(args.func(args))
     except KeyboardInterrupt:

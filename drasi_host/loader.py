@@ -15,16 +15,15 @@ import logging
 import platform
 import sys
 import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 import attrs
 
 from . import _abi
 from ._abi import NULL, ffi, lib
+from ._native import NativeResource, drop_vtable, run_on_drop_thread
 from .errors import (
     DrasiHostError,
     IncompatiblePluginError,
@@ -115,12 +114,16 @@ class PluginLoaderConfig:
     )
 
 
-class LoadedPlugin:
+class LoadedPlugin(NativeResource):
     """One initialised plugin library and its factories.
 
-    ``close()`` (or leaving ``with``) releases every factory exactly once; a
-    plugin that is garbage collected is released the same way.  The library
-    itself stays loaded for the life of the process.
+    The factories belong to it: ``close()`` / ``with`` (synchronous) and
+    ``aclose()`` / ``async with`` close them, wait until their ``drop_fn``s
+    have run (each once, on the drop thread, after any call in flight), then
+    forget the plugin's global callback context.  A plugin collected while
+    open is released the same way and warns (ResourceWarning).  Instances
+    created from the factories are not closed by it.  The library itself
+    stays loaded for the life of the process.
     """
 
     def __init__(
@@ -131,6 +134,10 @@ class LoadedPlugin:
         factories: list[_Factory],
         route: _Route,
     ) -> None:
+        super().__init__(f"plugin {path.name}")
+        self._life.own(route.close)  # after every factory is released
+        for factory in factories:
+            self._life.adopt(factory._life)
         self.path = path
         self.metadata = metadata
         self.payload_format = payload_format
@@ -143,35 +150,21 @@ class LoadedPlugin:
         self.bootstrap_plugins: list[BootstrapPluginProxy] = [
             f for f in factories if isinstance(f, BootstrapPluginProxy)
         ]
-        self._finalizer = weakref.finalize(self, _release_plugin, list(factories), route)
 
     @property
     def name(self) -> str:
         return self.path.name
 
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
     def close(self) -> None:
-        """Release every factory (``drop_fn``); idempotent."""
-        self._finalizer()
-
-    async def aclose(self) -> None:
-        """Like :meth:`close`, run in a worker thread (a plugin's drop may block)."""
-        await anyio.to_thread.run_sync(self.close)
+        """Release every factory (``drop_fn``) and wait for it; idempotent.
+        Blocks the calling thread: in async code prefer :meth:`aclose`."""
+        self.close_and_wait()
 
     def __enter__(self) -> LoadedPlugin:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    async def __aenter__(self) -> LoadedPlugin:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (
@@ -180,15 +173,18 @@ class LoadedPlugin:
         )
 
 
-def _release_factories(factories: list[_Factory]) -> None:
-    for factory in factories:
-        factory.release()
+def _release_all(factories: list[_Factory], vtables: list[Any], route: _Route) -> None:
+    """Error path of loading: release the factories built so far and the
+    vtables no factory owns yet, newest first (drop_fn on the drop thread),
+    then the callback route."""
+    for factory in reversed(factories):
+        factory.close_and_wait()
 
+    def drop_rest() -> None:
+        for vtable in reversed(vtables):
+            drop_vtable(vtable)
 
-def _release_plugin(factories: list[_Factory], route: _Route) -> None:
-    """Release the factories, then forget the plugin's global callback
-    context: later log/lifecycle calls naming it are dropped."""
-    _release_factories(factories)
+    run_on_drop_thread(drop_rest)
     route.close()
 
 
@@ -267,7 +263,7 @@ def read_metadata(path: Path) -> PluginMetadata | None:
     try:
         return PluginMetadata(*(_abi.read_str(getattr(ptr, f), f"metadata {f}") for f in fields))
     except PluginProtocolError as exc:
-        raise PluginLoadError(f"invalid metadata: {exc}", path) from None
+        raise PluginLoadError(f"invalid metadata: {exc}", path) from exc
 
 
 def _check_compatible(path: Path, metadata: PluginMetadata) -> None:
@@ -291,12 +287,9 @@ def _payload_format(path: Path, handle: Any) -> tuple[str | None, PayloadCodec |
         return None, None
     try:
         media_type = _abi.read_str(fn(), "payload format")
-    except PluginProtocolError as exc:
-        raise PluginProtocolError(f"{path}: {exc}") from None
-    try:
         return media_type, codec_for(media_type)
     except DrasiHostError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
+        raise exc.with_context(str(path), plugin=path) from exc
 
 
 # (registration array field, vtable C type, proxy class); each count field is
@@ -367,20 +360,16 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
 
     broken, vtables = _copy_factory_arrays(reg)
     if broken:
-        for cls, vtable in vtables:
-            cls.drop_vtable(vtable)
-        _release_plugin([], route)
+        _release_all([], [vt for _, vt in vtables], route)
         raise PluginProtocolError(f"{path}: {'; '.join(broken)}", plugin=path)
     plugin_label = path.name
     factories: list[_Factory] = []
-    error: DrasiHostError | None = None
-    for cls, vtable in vtables:
+    for i, (cls, vtable) in enumerate(vtables):
+        factory = cls(vtable, plugin_label, codec, media_type, callbacks, route)
         try:
-            factories.append(cls(vtable, plugin_label, codec, media_type, callbacks, route))
+            factory._describe()
         except DrasiHostError as exc:
-            error = error or exc
-            cls.drop_vtable(vtable)
-    if error is not None:
-        _release_plugin(factories, route)
-        raise type(error)(f"{path}: {error}")
+            _release_all([*factories, factory], [vt for _, vt in vtables[i + 1 :]], route)
+            raise exc.with_context(str(path), plugin=path) from exc
+        factories.append(factory)
     return LoadedPlugin(path, metadata, media_type, factories, route)

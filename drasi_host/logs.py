@@ -46,6 +46,9 @@ DEFAULT_MAX_COMPONENTS = 4096
 #: Every plugin record goes through this logger or a registered descendant.
 PLUGIN_LOGGER = "drasi.plugin"
 _plugin_root = logging.getLogger(PLUGIN_LOGGER)
+# Plugin logs reach the application's handlers; without any, they are not
+# printed on their own (a refusal already shows in its exception).
+_plugin_root.addHandler(logging.NullHandler())
 
 
 def _plugin_logger(name: str) -> logging.Logger:

@@ -168,6 +168,11 @@ FIXTURES: dict[str, Fixture] = {
         (_name("services"),),
         "source 'services': exercises the host state store and identity provider",
     ),
+    "lifetime": Fixture(
+        (*_CORE, "lib_lifetime.c"),
+        (_name("lifetime"),),
+        "source factory 'lifetime': counts calls after drop and drops during calls",
+    ),
     "selftest": Fixture(
         ("selftest.c",),
         (),

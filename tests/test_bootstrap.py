@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from lifetime_helpers import eventually
 
 from drasi_host import (
     BootstrapContext,
@@ -238,10 +239,12 @@ async def test_provider_is_dropped_exactly_once(
 
     plugin = load_plugin(fixture_plugins["bootstrap"], CallbackContext("gc"))
     third = await plugin.bootstrap_plugins[0].create_bootstrap_provider({}, {})
-    del third
-    for _ in range(3):
-        gc.collect()
-    assert boot_stats.delta()["providers_dropped"] == 3
+    with pytest.warns(ResourceWarning):
+        del third
+        for _ in range(3):
+            gc.collect()
+    assert eventually(lambda: boot_stats.delta()["providers_dropped"] == 3)
+    plugin.close()
 
 
 async def test_aclose_during_a_bootstrap_waits_for_it(
@@ -256,13 +259,24 @@ async def test_aclose_during_a_bootstrap_waits_for_it(
         async with tx:
             counts.append(await provider.bootstrap(REQUEST, CONTEXT, tx))
 
+    closed = anyio.Event()
+
+    async def close() -> None:
+        await provider.aclose()  # waits for the bootstrap in flight
+        closed.set()
+
     async with anyio.create_task_group() as tg, rx:
         tg.start_soon(run)
         await rx.receive()
-        await provider.aclose()  # in use: the plugin object must stay alive
-        assert provider.closed
+        tg.start_soon(close)
+        with anyio.fail_after(10):
+            while not provider.closed:
+                await anyio.sleep(0.001)
+        # In use: the plugin object stays alive, aclose() waits.
         assert boot_stats.delta()["providers_dropped"] == 0
+        assert not closed.is_set()
         rest = [event async for event in rx]
+    assert closed.is_set()
     assert counts == [50]
     assert len(rest) == 49
     assert boot_stats.delta()["providers_dropped"] == 1
@@ -324,8 +338,9 @@ async def make_source(
 ) -> AsyncIterator[Callable[..., Any]]:
     created: list[Any] = []
 
-    async def make(name: str = "source", config: dict[str, Any] | None = None,
-                   sid: str = "src-1") -> Any:
+    async def make(
+        name: str = "source", config: dict[str, Any] | None = None, sid: str = "src-1"
+    ) -> Any:
         plugin = load_plugin(fixture_plugins[name], callbacks)
         source = await plugin.source_plugins[0].create_source(sid, config or {"event_count": 0})
         created.append(source)
@@ -463,8 +478,18 @@ async def test_host_built_vtable_called_directly() -> None:
     b = Borrowed()
     nodes, n_nodes = b.str_array(["A", "B"])
     relations, n_relations = b.str_array([])
-    args = (vt.state, b.str("qq"), nodes, n_nodes, relations, n_relations, b.str("rid"),
-            b.str("srv"), b.str("sid"), sender)
+    args = (
+        vt.state,
+        b.str("qq"),
+        nodes,
+        n_nodes,
+        relations,
+        n_relations,
+        b.str("rid"),
+        b.str("srv"),
+        b.str("sid"),
+        sender,
+    )
     try:
         # On the event loop's own thread the call is refused instead of deadlocking.
         assert vt.bootstrap_fn(*args) == -1
@@ -488,8 +513,9 @@ async def test_host_built_vtable_called_directly() -> None:
                 count = await anyio.to_thread.run_sync(vt.bootstrap_fn, *args)
                 channel.mark_ended()
         assert count == 30
-        assert provider.calls == [(BootstrapRequest("qq", ["A", "B"], [], "rid"),
-                                   BootstrapContext("srv", "sid"))]
+        assert provider.calls == [
+            (BootstrapRequest("qq", ["A", "B"], [], "rid"), BootstrapContext("srv", "sid"))
+        ]
         assert [e.change for e in events] == [_change(i, "sid") for i in range(30)]
         assert [(e.source_id, e.label, e.entity_id, e.sequence) for e in events] == [
             ("sid", "Person", f"py-{i}", i) for i in range(30)

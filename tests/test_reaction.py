@@ -268,7 +268,7 @@ async def test_late_pulls_after_stop_return_null_at_once(
 async def test_restart_gets_a_fresh_channel(
     make_reaction: Callable[..., Any], reaction_lib: Path
 ) -> None:
-    reaction = await make_reaction()
+    reaction = await make_reaction(query_ids=("q1", "again"))
     await reaction.start()
     first = reaction._results.key
     await reaction.enqueue_query_results(make_results(5))
@@ -329,6 +329,7 @@ async def test_opaque_plugin_cannot_take_results(fixture_plugins: dict[str, Path
     assert plugin.payload_format is None
     factory = next(f for f in plugin.reaction_plugins if f.kind == "opaque-reaction")
     async with await factory.create_reaction("op1", ["q1"], {}) as reaction:
+        await reaction.initialize(ReactionRuntimeContext("test", "op1"))
         await reaction.start()
         with pytest.raises(PayloadFormatError, match="exports no payload format") as info:
             await reaction.enqueue_query_result(make_results(1)[0])
@@ -384,16 +385,19 @@ async def test_aclose_wakes_a_producer_waiting_for_space(
     assert d["results_received"] == d["results_released"] < 100
 
 
-async def test_finalizer_releases_an_unclosed_reaction(
-    reaction_lib: Path, stats: Stats
-) -> None:
+async def test_finalizer_releases_an_unclosed_reaction(reaction_lib: Path, stats: Stats) -> None:
     plugin = load_plugin(reaction_lib, CallbackContext("test"))
     reaction = await plugin.reaction_plugins[0].create_reaction("gc", ["q1"], {})
+    await reaction.initialize(ReactionRuntimeContext("test", "gc"))
     await reaction.start()
     await reaction.enqueue_query_results(make_results(3))
-    del reaction
-    for _ in range(3):
-        gc.collect()
+    with pytest.warns(ResourceWarning, match="garbage-collected while open"):
+        del reaction
+        for _ in range(3):
+            gc.collect()
+    with anyio.fail_after(10):  # released on the drop thread
+        while stats.delta()["reactions_dropped"] == 0:
+            await anyio.sleep(0.01)
     d = stats.delta()
     assert d["reactions_dropped"] == 1
     assert d["results_received"] == d["results_released"]

@@ -1,7 +1,11 @@
 """What the state-store and identity handles share: a host-owned vtable whose
 ``state`` is a handle-table key, the provider behind it, and a release that
 runs once (on :meth:`VtableHandle.close`, on leaving ``with``, or when the
-handle is collected)."""
+handle is collected), kept by a :class:`~drasi_host._native.Lifetime`.
+
+The release is host code only (it forgets table keys), so it runs on the
+thread that closes the handle: on the drop thread when the component that
+was given the vtable is released after its ``drop_fn``."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .. import _abi
 from .._abi import CData, ffi
+from .._native import Lifetime
 
 __all__ = ["VtableHandle"]
 
@@ -40,7 +45,12 @@ class VtableHandle(Generic[P]):
         self._provider = provider
         self._counter = counter
         self._key = key
-        self._closer = weakref.finalize(self, release)
+        self._life = Lifetime(f"{type(self).__name__} {type(provider).__name__}")
+        self._life.own(release)
+        # Collected while open: released where the collector runs (host code
+        # only, never a plugin call), without a warning (components hold
+        # their handles until the plugin has dropped them).
+        self._closer = weakref.finalize(self, self._life.close, here=True)
         self._vtable = ffi.new(f"{ctype} *")
         init_vtable(self._vtable, _abi.key_ctx(key))
 
@@ -60,7 +70,7 @@ class VtableHandle(Generic[P]):
 
     @property
     def closed(self) -> bool:
-        return not self._closer.alive
+        return self._life.closing
 
     @property
     def dropped(self) -> bool:
@@ -74,7 +84,8 @@ class VtableHandle(Generic[P]):
 
     def close(self) -> None:
         """Unregister the provider; later calls through the vtable get errors."""
-        self._closer()
+        self._closer.detach()
+        self._life.close(here=True)
 
     def __enter__(self: H) -> H:
         return self

@@ -1,21 +1,31 @@
-"""What every component instance proxy shares: the plugin vtable it owns, the
-lifecycle calls that may block (run in worker threads), ``initialize`` with
-host services, and release of the plugin object exactly once."""
+"""What every component instance proxy shares: the plugin vtable it owns (one
+:class:`~drasi_host._native.Lifetime`), the lifecycle state and its rules,
+the lifecycle calls that may block (run on call threads, counted), and
+``initialize`` with host services.
+
+State (``None`` until ``initialize``)::
+
+    None --initialize--> STOPPED --start--> STARTING --> RUNNING
+                           ^                    |  (failed: ERROR)
+                           +--- STOPPED <-- STOPPING <--stop--+
+
+``start`` needs an initialised component that is not starting, running or
+stopping; ``stop`` on a stopped (or never initialised) component returns
+without calling the plugin.  Every rule is checked before the plugin is
+called.
+"""
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-import anyio
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .. import _abi
-from .._abi import NULL, Borrowed, ffi, lib
+from .._abi import Borrowed, ffi, lib
+from .._native import NativeResource, drop_vtable
 from ..bridges.identity import IdentityProviderVtableBuilder
 from ..bridges.state_store import StateStoreVtableBuilder
-from ..errors import DrasiHostError
+from ..errors import DrasiHostError, LifecycleError
 from ..logs import CallbackContext, InstanceCallbackContext
 from ..models import ComponentStatus
 from ..payloads import PayloadCodec
@@ -23,34 +33,23 @@ from ..payloads import PayloadCodec
 __all__ = ["ComponentProxy", "PluginCallable"]
 
 PluginCallable = Callable[..., Any]
+_E = TypeVar("_E", bound=DrasiHostError)
+
+_BUSY = (ComponentStatus.STARTING, ComponentStatus.RUNNING, ComponentStatus.STOPPING)
 
 
-class _Releaser:
-    """Runs the plugin's ``drop_fn`` once, then frees host services kept alive
-    for the plugin (state store / identity vtables, callback contexts)."""
-
-    def __init__(self, vt: Any) -> None:
-        self.vt = vt
-        self.before: list[Callable[[], None]] = []
-        self.after: list[Any] = []
-        self._lock = threading.Lock()
-        self.done = False
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self.done:
-                return
-            self.done = True
-        for fn in self.before:
-            fn()
-        if self.vt.drop_fn != NULL:
-            self.vt.drop_fn(self.vt.state)
-        for service in self.after:
-            service.close()
+def _close_all(services: list[Any]) -> None:
+    """Close host services kept for a plugin object, newest first."""
+    while services:
+        services.pop().close()
 
 
-class ComponentProxy:
-    """Base of :class:`SourceProxy` and :class:`ReactionProxy`."""
+class ComponentProxy(NativeResource):
+    """Base of :class:`SourceProxy` and :class:`ReactionProxy`.
+
+    Built by a factory, which then calls :meth:`_describe` (and releases the
+    object when that fails).
+    """
 
     component_type: ClassVar[str] = "component"
     _required: ClassVar[tuple[str, ...]] = (
@@ -73,50 +72,75 @@ class ComponentProxy:
         media_type: str | None,
         callbacks: CallbackContext,
     ) -> None:
+        super().__init__(f"{plugin_label} {self.component_type}")
         self._vt = vt
         self._codec = codec
         self.payload_format = media_type
         self._callbacks = callbacks
-        self._releaser = _Releaser(vt)
-        self._finalizer = weakref.finalize(self, self._releaser)
+        self._plugin_label = plugin_label
+        #: The plugin library's file name (for error attributes).
+        self.plugin = plugin_label
+        self.id = ""
+        # Host services the plugin may use until its drop_fn has returned:
+        # closed after it (owned first, so released last).
+        services: list[Any] = []
+        self._services = services
+        self._life.own(lambda: _close_all(services))
+        self._life.own(lambda: drop_vtable(vt))
         self._instance_ctx: InstanceCallbackContext | None = None
-        try:
-            _abi.require_functions(vt, self._required, f"{plugin_label} {self.component_type}")
-            self.id: str = _abi.read_str(
-                vt.id_fn(vt.state), f"{plugin_label} {self.component_type} id"
-            )
-            self.type_name: str = _abi.read_str(
-                vt.type_name_fn(vt.state), f"{plugin_label} {self.component_type} type_name"
-            )
-            self.auto_start: bool = _abi.call_bool(
-                vt.auto_start_fn, vt.state, what=f"{plugin_label} {self.component_type} auto_start"
-            )
-        except DrasiHostError:
-            self._finalizer()
-            raise
-        self.label = f"{plugin_label} {self.component_type} {self.id!r}"
+        self._state: ComponentStatus | None = None
+        self._initializing = False
+
+    def _describe(self) -> None:
+        """Read what the plugin says about the object (id, type, auto start)."""
+        vt = self._vt
+        what = f"{self._plugin_label} {self.component_type}"
+        with self._life.entered():
+            try:
+                _abi.require_functions(vt, self._required, what)
+                self.id = _abi.read_str(vt.id_fn(vt.state), f"{what} id")
+                self.type_name: str = _abi.read_str(vt.type_name_fn(vt.state), f"{what} type_name")
+                self.auto_start: bool = _abi.call_bool(
+                    vt.auto_start_fn, vt.state, what=f"{what} auto_start"
+                )
+            except DrasiHostError as exc:
+                self._attributed(exc)
+                raise
+        self.label = f"{what} {self.id!r}"
 
     # ---- helpers for subclasses ---------------------------------------------------
 
-    def _check_open(self) -> None:
-        if not self._finalizer.alive:
-            raise DrasiHostError(f"{self.label} is closed")
+    def _attributed(self, exc: _E) -> _E:
+        """``exc`` with this object's plugin and component filled in."""
+        if exc.plugin is None:
+            exc.plugin = self.plugin
+        if exc.component_id is None and self.id:
+            exc.component_id = self.id
+        return exc
 
-    async def _call(self, fn: PluginCallable, *args: Any) -> Any:
-        """Run a plugin function that may block in a worker thread."""
+    def _lifecycle_error(self, operation: str, message: str) -> NoReturn:
+        raise LifecycleError(
+            f"{self.label} {message}" if message.startswith("is ") else f"{self.label}: {message}",
+            operation=operation,
+            state=self._state,
+            plugin=self.plugin,
+            component_id=self.id,
+        )
+
+    def _require_initialized(self, operation: str) -> None:
         self._check_open()
-        return await anyio.to_thread.run_sync(fn, *args)
+        if self._state is None:
+            self._lifecycle_error(operation, f"{operation}() before initialize()")
 
     async def _call_result(self, name: str) -> None:
+        """Call ``<name>_fn`` (it returns an ``FfiResult``); PluginCallError on failure."""
         fn = getattr(self._vt, f"{name}_fn")
         result = await self._call(fn, self._vt.state)
-        _abi.check_result(result, f"{self.label}: {name}", component=self.id)
-
-    def _keep_until_drop(self, service: Any) -> None:
-        self._releaser.after.append(service)
-
-    def _release_first(self, fn: Callable[[], None]) -> None:
-        self._releaser.before.append(fn)
+        try:
+            _abi.check_result(result, f"{self.label}: {name}", component=self.id)
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -126,30 +150,56 @@ class ComponentProxy:
         component_id: str,
         state_store: object | None,
         identity_provider: object | None,
+        *,
+        id_field: str,
     ) -> InstanceCallbackContext:
         self._check_open()
-        instance_ctx = InstanceCallbackContext(
-            self._callbacks, instance_id, component_id, self.component_type
-        )
-        self._keep_until_drop(instance_ctx)
-        b = Borrowed()
-        rc = ffi.new("FfiRuntimeContext *")
-        rc.instance_id = b.str(instance_id)
-        rc.component_id = b.str(component_id)
-        rc.log_callback = lib.dh_log_callback_ptr()
-        rc.log_ctx = _abi.key_ctx(instance_ctx.key)
-        rc.lifecycle_callback = lib.dh_lifecycle_callback_ptr()
-        rc.lifecycle_ctx = _abi.key_ctx(instance_ctx.key)
-        if state_store is not None:
-            store = StateStoreVtableBuilder.build(state_store)  # type: ignore[arg-type]
-            self._keep_until_drop(store)
-            rc.state_store = store.vtable
-        if identity_provider is not None:
-            identity = IdentityProviderVtableBuilder.build(identity_provider)  # type: ignore[arg-type]
-            self._keep_until_drop(identity)
-            rc.identity_provider = identity.vtable
+        if self._initializing or self._state is not None:
+            self._lifecycle_error("initialize", "initialize() was already called")
+        if component_id != self.id:
+            raise ValueError(
+                f"{self.label}: the runtime context's {id_field} is {component_id!r}, "
+                f"not this {self.component_type}'s id {self.id!r}"
+            )
+        self._initializing = True
+        created: list[Any] = []
+        try:
+            instance_ctx = InstanceCallbackContext(
+                self._callbacks, instance_id, component_id, self.component_type
+            )
+            created.append(instance_ctx)
+            b = Borrowed()
+            rc = ffi.new("FfiRuntimeContext *")
+            rc.instance_id = b.str(instance_id)
+            rc.component_id = b.str(component_id)
+            rc.log_callback = lib.dh_log_callback_ptr()
+            rc.log_ctx = _abi.key_ctx(instance_ctx.key)
+            rc.lifecycle_callback = lib.dh_lifecycle_callback_ptr()
+            rc.lifecycle_ctx = _abi.key_ctx(instance_ctx.key)
+            if state_store is not None:
+                store = StateStoreVtableBuilder.build(state_store)  # type: ignore[arg-type]
+                created.append(store)
+                rc.state_store = store.vtable
+            if identity_provider is not None:
+                identity = IdentityProviderVtableBuilder.build(identity_provider)  # type: ignore[arg-type]
+                created.append(identity)
+                rc.identity_provider = identity.vtable
+        except BaseException:
+            _close_all(created)
+            self._initializing = False
+            raise
+        try:
+            self._life.enter()
+        except BaseException:
+            _close_all(created)
+            raise
+        # From here the plugin may hold on to the services: they stay until
+        # its drop_fn has returned.
+        self._services.extend(created)
+        self._life.leave()
         await self._call(self._vt.initialize_fn, self._vt.state, rc)
         self._instance_ctx = instance_ctx
+        self._state = ComponentStatus.STOPPED
         return instance_ctx
 
     @property
@@ -158,9 +208,41 @@ class ComponentProxy:
         return self._instance_ctx
 
     async def start(self) -> None:
+        """Start the component.  LifecycleError before ``initialize`` or when
+        it is already starting, running or stopping; PluginCallError when the
+        plugin reports a failure."""
+        self._require_initialized("start")
+        if self._state in _BUSY:
+            self._lifecycle_error("start", f"start() while {self._state.name.lower()}")
+        self._state = ComponentStatus.STARTING
+        try:
+            await self._start()
+        except BaseException:
+            self._state = ComponentStatus.ERROR
+            raise
+        self._state = ComponentStatus.RUNNING
+
+    async def _start(self) -> None:
         await self._call_result("start")
 
     async def stop(self) -> None:
+        """Stop the component; without calling the plugin when it is stopped
+        or was never initialised."""
+        self._check_open()
+        if self._state is None or self._state in (
+            ComponentStatus.STOPPED,
+            ComponentStatus.STOPPING,
+        ):
+            return
+        self._state = ComponentStatus.STOPPING
+        try:
+            await self._stop()
+        except BaseException:
+            self._state = ComponentStatus.ERROR
+            raise
+        self._state = ComponentStatus.STOPPED
+
+    async def _stop(self) -> None:
         await self._call_result("stop")
 
     async def deprovision(self) -> None:
@@ -168,24 +250,8 @@ class ComponentProxy:
 
     async def status(self) -> ComponentStatus:
         raw = await self._call(self._vt.status_fn, self._vt.state)
-        return _abi.to_enum(ComponentStatus, raw, f"{self.label}: status")
-
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    async def aclose(self) -> None:
-        """Release the plugin object (its ``drop_fn``) and what the host kept
-        for it; idempotent.  The release runs in a worker thread."""
-        if self._finalizer.alive:
-            await anyio.to_thread.run_sync(self._finalizer)
-
-    async def __aenter__(self) -> Any:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return f"<{type(self).__name__} {self.label} {state}>"
+        try:
+            return _abi.to_enum(ComponentStatus, raw, f"{self.label}: status")
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise

@@ -11,11 +11,12 @@ The channel is bounded, so a slow consumer holds the plugin back inside its
 ``send_fn``.  When the consumer closes its end (or the call is cancelled) the
 channel is closed, every later ``send_fn`` answers non-zero, and the plugin
 returns the count it reached.  The plugin object is released (``drop_fn``)
-exactly once, by :meth:`BootstrapProviderProxy.aclose` or a finaliser, and
-never while a bootstrap is running or a source still holds it.
+exactly once, on the drop thread, after :meth:`BootstrapProviderProxy.aclose`
+(or a finaliser), and never while a bootstrap is running or a source still
+holds it (a :class:`~drasi_host._native.Lease`).
 
 **Python provider -> plugin** (:func:`build_provider_vtable`,
-:func:`attach_bootstrap_provider`).  A source plugin accepts a bootstrap
+:meth:`SourceProxy.set_bootstrap_provider`).  A source plugin accepts a bootstrap
 provider as a heap ``BootstrapProviderVtable`` it owns.  The host builds one
 (``dh_bootstrap_provider_vtable_new``) whose state is a key in
 :data:`drasi_host._callbacks.handles` naming a :class:`_HostProvider`: any
@@ -29,7 +30,8 @@ plugin's ``send_fn`` in a worker thread, a batch at a time, because
 ``send_fn`` may block.  The envelope is borrowed for the call; the payload
 (one C-heap block holding the document and the routing hints) is taken by
 the plugin, which releases it with the event's ``drop_fn``.  When the plugin
-drops the vtable, ``dh_py_provider_drop`` forgets the key.
+drops the vtable, ``dh_py_provider_drop`` forgets the key and ends the
+lease of a provider proxy behind it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,8 +49,9 @@ import anyio.lowlevel
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
 from .._callbacks import c_callback, handles
+from .._native import Lease, NativeResource, drop_vtable, run_blocking
 from ..channels import EventChannel
-from ..errors import DrasiHostError, PayloadFormatError, PluginCallError, PluginProtocolError
+from ..errors import DrasiHostError, PayloadFormatError, PluginCallError
 from ..logs import CallbackContext, _Route
 from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
@@ -58,8 +60,8 @@ from ..protocols import BootstrapProvider
 __all__ = [
     "DEFAULT_EVENT_CAPACITY",
     "BootstrapProviderProxy",
-    "attach_bootstrap_provider",
     "build_provider_vtable",
+    "discard_provider_vtable",
 ]
 
 _log = logging.getLogger("drasi_host.bootstrap")
@@ -114,20 +116,15 @@ async def _forward(
 # ---- a plugin's provider as a Python object ---------------------------------
 
 
-def _drop_vtable(vt: Any) -> None:
-    if vt.drop_fn != NULL:
-        vt.drop_fn(vt.state)
-
-
-class BootstrapProviderProxy:
+class BootstrapProviderProxy(NativeResource):
     """A bootstrap provider created by a plugin (``BootstrapProviderVtable``).
 
     ``await bootstrap(request, context, event_tx)`` streams the records into
     ``event_tx`` (which it does not close) and returns how many the plugin
-    sent.  ``aclose()`` / ``async with`` release the plugin object; when the
-    proxy was handed to a source with ``set_bootstrap_provider``, the release
-    waits until that source lets go of it, and a bootstrap in progress always
-    finishes first.
+    sent.  ``aclose()`` / ``async with`` release the plugin object once no
+    bootstrap is running; when the proxy was handed to a source with
+    ``set_bootstrap_provider``, the release also waits until that source
+    lets go of it (the source may go on using it meanwhile).
     """
 
     def __init__(
@@ -140,57 +137,26 @@ class BootstrapProviderProxy:
         callbacks: CallbackContext,
         log_route: _Route | None = None,
     ) -> None:
+        super().__init__(f"{plugin_label} bootstrap provider")
         self._vt = vt
+        self._life.own(lambda: drop_vtable(vt))
         self._codec = codec
         self.payload_format = media_type
         self._callbacks = callbacks
         self._log_route = log_route
-        self.label = f"{plugin_label} bootstrap provider"
+        #: The plugin library's file name (for error attributes).
+        self.plugin = plugin_label
         #: Capacity of the channel between the plugin and the event loop.
         self.event_capacity = DEFAULT_EVENT_CAPACITY
-        self._lock = threading.Lock()
-        self._running = 0
-        self._leases = 0
-        self._closing = False
-        self._finalizer = weakref.finalize(self, _drop_vtable, vt)
+
+    def _describe(self) -> None:
+        """Check the vtable (the factory releases the object when this fails)."""
         try:
-            _abi.require_functions(vt, ("bootstrap_fn",), self.label)
-        except PluginProtocolError:
-            self._finalizer()
+            _abi.require_functions(self._vt, ("bootstrap_fn",), self.label)
+        except DrasiHostError as exc:
+            if exc.plugin is None:
+                exc.plugin = self.plugin
             raise
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``aclose()`` was called (or the plugin object is released)."""
-        return self._closing or not self._finalizer.alive
-
-    # ---- use counting ---------------------------------------------------------
-
-    def _enter(self) -> None:
-        with self._lock:
-            if not self._finalizer.alive or (self._closing and self._leases == 0):
-                raise DrasiHostError(f"{self.label} is closed")
-            self._running += 1
-
-    def _exit(self) -> bool:
-        """End one bootstrap; True when the plugin object should now be released."""
-        with self._lock:
-            self._running -= 1
-            return self._closing and self._running == 0 and self._leases == 0
-
-    def _retain(self) -> None:
-        """Held by a host-built vtable a source plugin owns (see ``_HostProvider``)."""
-        with self._lock:
-            if not self._finalizer.alive:
-                raise DrasiHostError(f"{self.label} is closed")
-            self._leases += 1
-
-    def _release(self) -> None:
-        with self._lock:
-            self._leases -= 1
-            release = self._closing and self._running == 0 and self._leases == 0
-        if release:
-            self._finalizer()
 
     # ---- bootstrap ---------------------------------------------------------------
 
@@ -203,16 +169,16 @@ class BootstrapProviderProxy:
         """Run the plugin's ``bootstrap_fn``; returns the number of records it sent.
 
         Raises :class:`PluginCallError` when the plugin reports an error (a
-        negative count) and :class:`PluginProtocolError` for an event that
-        breaks the ABI (the plugin is then told the receiver closed).
+        negative count), :class:`PluginProtocolError` for an event that
+        breaks the ABI (the plugin is then told the receiver closed), and
+        :class:`ClosedError` once the provider is closed.
         """
-        self._enter()
-        try:
+        with self._life.entered():
             return await self._bootstrap(request, context, event_tx)
-        finally:
-            if self._exit():
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._finalizer)
+
+    def _leased(self) -> _LeasedProvider:
+        """A view that keeps this provider alive, and usable, until released."""
+        return _LeasedProvider(self, Lease(self._life))
 
     async def _bootstrap(
         self,
@@ -247,7 +213,10 @@ class BootstrapProviderProxy:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_forward, channel, event_tx, errors)
                 try:
-                    count = int(await anyio.to_thread.run_sync(self._vt.bootstrap_fn, *args))
+                    # Not abandoned on cancellation: the forwarder closes the
+                    # channel, the plugin's next send fails and it returns.
+                    with anyio.CancelScope(shield=True):
+                        count = int(await run_blocking(self._vt.bootstrap_fn, *args))
                 finally:
                     # The caller of bootstrap_fn drops the sender.  Every send
                     # has returned, so closing the channel ends the stream:
@@ -268,30 +237,31 @@ class BootstrapProviderProxy:
                 plugin_message=(
                     self._log_route.logged_since(mark) if self._log_route is not None else None
                 ),
-                error_code=count,
+                code=count,
+                plugin=self.plugin,
             )
         return count
 
-    # ---- release ---------------------------------------------------------------
 
-    async def aclose(self) -> None:
-        """Give the provider up; the plugin's ``drop_fn`` runs once nothing
-        uses it any more (at once when idle).  Idempotent."""
-        with self._lock:
-            self._closing = True
-            release = self._running == 0 and self._leases == 0
-        if release and self._finalizer.alive:
-            await anyio.to_thread.run_sync(self._finalizer)
+class _LeasedProvider:
+    """A provider proxy as held by a host-built vtable a source plugin owns:
+    its bootstraps go on while the proxy is closing, until the lease ends."""
 
-    async def __aenter__(self) -> BootstrapProviderProxy:
-        return self
+    def __init__(self, proxy: BootstrapProviderProxy, lease: Lease) -> None:
+        self.proxy = proxy
+        self.lease = lease
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+    async def bootstrap(
+        self,
+        request: BootstrapRequest,
+        context: BootstrapContext,
+        event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
+    ) -> int:
+        with self.lease.entered():
+            return await self.proxy._bootstrap(request, context, event_tx)
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return f"<BootstrapProviderProxy {self.label} {state}>"
+        return repr(self.proxy)
 
 
 # ---- a Python provider as a plugin vtable ------------------------------------
@@ -313,18 +283,6 @@ class _HostProvider:
         self.token = token
         self.loop_thread = threading.get_ident()
         self.key = 0
-        self._lock = threading.Lock()
-        self._released = False
-
-    def release(self) -> None:
-        """Forget the key and let go of the provider (once)."""
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
-        handles.remove(self.key)
-        if isinstance(self.provider, BootstrapProviderProxy):
-            self.provider._release()
 
     def _envelope(self, event: BootstrapEvent) -> Any:
         document = event.payload_for(self.codec)
@@ -385,9 +343,10 @@ class _HostProvider:
                                 batch.append(rx.receive_nowait())
                             except (anyio.WouldBlock, anyio.EndOfStream):
                                 break
-                        taken = await anyio.to_thread.run_sync(
-                            self._send_batch, batch, send_fn, state
-                        )
+                        # Never abandoned: the plugin may release the sender
+                        # as soon as its bootstrap_fn returns.
+                        with anyio.CancelScope(shield=True):
+                            taken = await run_blocking(self._send_batch, batch, send_fn, state)
                         if taken < 0:
                             sent += -1 - taken
                             tg.cancel_scope.cancel()
@@ -417,34 +376,42 @@ def build_provider_vtable(
     """A heap ``BootstrapProviderVtable *`` backed by ``provider``, for a
     source plugin that will own it (it calls ``drop_fn(state)``, then frees
     the block).  ``codec`` is the source plugin's payload codec; an
-    opaque-payload plugin (None) cannot receive host-built events.  Must be
-    called on the event loop the provider will run on."""
+    opaque-payload plugin (None) cannot receive host-built events.  A
+    :class:`BootstrapProviderProxy` is leased: it is not released before the
+    plugin drops the vtable.  Must be called on the event loop the provider
+    will run on."""
     if codec is None:
         raise PayloadFormatError(
             f"{label} exports no payload format, so it cannot take a bootstrap provider "
             "built by the host (its events would need its own opaque payloads)"
         )
     token = anyio.lowlevel.current_token()
-    entry = _HostProvider(provider, codec, label, token)
+    held: Any = provider
     if isinstance(provider, BootstrapProviderProxy):
-        provider._retain()
+        held = provider._leased()  # ClosedError when it is closed
+    entry = _HostProvider(held, codec, label, token)
     entry.key = handles.add(entry)
     vt = lib.dh_bootstrap_provider_vtable_new(_abi.key_ctx(entry.key))
     if vt == NULL:
-        entry.release()
+        _forget(entry.key)
         raise MemoryError(f"{label}: malloc failed for a bootstrap provider vtable")
     return vt
 
 
-async def attach_bootstrap_provider(
-    source_vt: Any, provider: BootstrapProvider, *, codec: PayloadCodec | None, label: str
-) -> None:
-    """Hand ``provider`` to a source plugin through its
-    ``set_bootstrap_provider_fn`` (run in a worker thread).  The plugin owns
-    the vtable from then on."""
-    _abi.require_functions(source_vt, ("set_bootstrap_provider_fn",), label)
-    vt = build_provider_vtable(provider, codec=codec, label=label)
-    await anyio.to_thread.run_sync(source_vt.set_bootstrap_provider_fn, source_vt.state, vt)
+def discard_provider_vtable(vt: Any) -> None:
+    """Release a vtable from :func:`build_provider_vtable` that was never
+    handed to a plugin (host code only: it runs on the calling thread)."""
+    drop_vtable(vt)
+    lib.free(vt)
+
+
+def _forget(key: int) -> None:
+    """The plugin let go of a host-built vtable: forget its key and end the
+    lease of a provider proxy behind it.  Idempotent."""
+    entry = handles.get(key)
+    handles.remove(key)
+    if isinstance(entry, _HostProvider) and isinstance(entry.provider, _LeasedProvider):
+        entry.provider.lease.release()
 
 
 # ---- the C entry points of host-built vtables ----------------------------------
@@ -503,6 +470,4 @@ def _on_bootstrap(
 @ffi.def_extern(name="dh_py_provider_drop")  # type: ignore[untyped-decorator]
 @c_callback(_none)
 def _on_provider_drop(state: Any) -> None:
-    entry = handles.get(_abi.ctx_key(state))
-    if isinstance(entry, _HostProvider):
-        entry.release()
+    _forget(_abi.ctx_key(state))

@@ -2,40 +2,84 @@
 
 A factory's ``kind``, ``config_version`` and ``config_schema_name`` are read
 once at load (strict UTF-8); ``config_schema_json()`` asks again each time and
-frees the plugin's string.  The ``create_*`` calls run in a worker thread;
-when a plugin refuses (NULL), the :class:`PluginCallError` carries what the
-plugin logged during the call.  ``release()`` runs the factory's ``drop_fn``
-exactly once (the owning :class:`LoadedPlugin` calls it).
+frees the plugin's string.  The ``create_*`` calls check their arguments
+(TypeError, :class:`ConfigurationError`) before the plugin sees anything,
+then run on a call thread; when a plugin refuses (NULL), the
+:class:`PluginCallError` carries what the plugin logged during the call.
+Each factory is a :class:`~drasi_host._native.NativeResource` owned by its
+:class:`~drasi_host.loader.LoadedPlugin`: closing the plugin closes it, and
+its ``drop_fn`` runs once no call is in flight.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
-from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
+from .._native import NativeResource, drop_vtable
+from ..errors import ConfigurationError, DrasiHostError, PluginCallError, PluginProtocolError
 from ..logs import CallbackContext, _Route
 from ..payloads import PayloadCodec
+from .bootstrap import BootstrapProviderProxy
+from .reaction import ReactionProxy
+from .source import SourceProxy
 
 __all__ = ["BootstrapPluginProxy", "ReactionPluginProxy", "SourcePluginProxy"]
 
+_P = TypeVar("_P", SourceProxy, ReactionProxy, BootstrapProviderProxy)
 
-def _config_json(config: Mapping[str, Any] | str | None) -> str:
+
+def config_json(
+    config: Mapping[str, Any] | str | None,
+    what: str,
+    *,
+    plugin: str | None = None,
+    component_id: str | None = None,
+) -> str:
+    """The JSON text of a component configuration: a mapping, JSON text
+    holding an object, or None (``{}``); anything else raises
+    :class:`ConfigurationError` naming ``what``."""
     if config is None:
         return "{}"
     if isinstance(config, str):
-        json.loads(config)  # reject malformed text here, not in the plugin
+        try:
+            value = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"{what}: the configuration is not valid JSON: {exc}",
+                plugin=plugin,
+                component_id=component_id,
+            ) from exc
+        if not isinstance(value, dict):
+            raise ConfigurationError(
+                f"{what}: the configuration is a JSON {type(value).__name__}, not an object",
+                plugin=plugin,
+                component_id=component_id,
+            )
         return config
-    return json.dumps(config, separators=(",", ":"))
+    if not isinstance(config, Mapping):
+        raise ConfigurationError(
+            f"{what}: the configuration must be a mapping, JSON text or None, "
+            f"not {type(config).__name__}",
+            plugin=plugin,
+            component_id=component_id,
+        )
+    try:
+        return json.dumps(dict(config), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{what}: the configuration is not JSON-serialisable: {exc}",
+            plugin=plugin,
+            component_id=component_id,
+        ) from exc
 
 
-class _Factory:
+class _Factory(NativeResource):
     component_type: ClassVar[str]
     _create_field: ClassVar[str]
     _instance_ctype: ClassVar[str]
@@ -49,88 +93,109 @@ class _Factory:
         callbacks: CallbackContext,
         route: _Route,
     ) -> None:
+        # Owned by its LoadedPlugin, whose finalizer covers it.
+        super().__init__(f"{plugin_label} {self.component_type} factory", finalize=False)
         self._vt = vt
+        self._life.own(lambda: drop_vtable(vt))
         self._codec = codec
         self.payload_format = media_type
         self._callbacks = callbacks
         self._route = route
-        self._lock = threading.Lock()
-        self._released = False
         self.plugin_label = plugin_label
-        what = f"{plugin_label} {self.component_type} factory"
-        required = (
-            "kind_fn",
-            "config_version_fn",
-            "config_schema_json_fn",
-            "config_schema_name_fn",
-            self._create_field,
-        )
-        _abi.require_functions(vt, required, what)
-        self.kind: str = _abi.read_str(vt.kind_fn(vt.state), f"{what} kind")
-        what = f"{plugin_label} {self.component_type} factory {self.kind!r}"
-        self.config_version: str = _abi.read_str(
-            vt.config_version_fn(vt.state), f"{what} config_version"
-        )
-        self.config_schema_name: str = _abi.read_str(
-            vt.config_schema_name_fn(vt.state), f"{what} config_schema_name"
-        )
+        #: The plugin library's file name (for error attributes).
+        self.plugin = plugin_label
+
+    def _describe(self) -> None:
+        """Read kind, config version and schema name (the loader releases the
+        factory when this fails)."""
+        vt = self._vt
+        what = self.label
+        try:
+            required = (
+                "kind_fn",
+                "config_version_fn",
+                "config_schema_json_fn",
+                "config_schema_name_fn",
+                self._create_field,
+            )
+            _abi.require_functions(vt, required, what)
+            with self._life.entered():
+                self.kind: str = _abi.read_str(vt.kind_fn(vt.state), f"{what} kind")
+                what = f"{self.plugin_label} {self.component_type} factory {self.kind!r}"
+                self.config_version: str = _abi.read_str(
+                    vt.config_version_fn(vt.state), f"{what} config_version"
+                )
+                self.config_schema_name: str = _abi.read_str(
+                    vt.config_schema_name_fn(vt.state), f"{what} config_schema_name"
+                )
+        except DrasiHostError as exc:
+            if exc.plugin is None:
+                exc.plugin = self.plugin
+            raise
         self.label = what
-
-    @staticmethod
-    def drop_vtable(vt: Any) -> None:
-        if vt.drop_fn != NULL:
-            vt.drop_fn(vt.state)
-
-    def release(self) -> None:
-        """Run the factory's ``drop_fn`` (once; later calls do nothing)."""
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
-        self.drop_vtable(self._vt)
 
     @property
     def released(self) -> bool:
-        return self._released
-
-    def _check_open(self) -> None:
-        if self._released:
-            raise DrasiHostError(f"{self.label} is closed (its plugin was closed)")
+        """Whether the factory's ``drop_fn`` has run."""
+        return self._life.released
 
     def config_schema_json(self) -> dict[str, Any]:
         """The factory's configuration schema, parsed."""
-        self._check_open()
-        text = _abi.take_owned_str(
-            self._vt.config_schema_json_fn(self._vt.state), f"{self.label} config schema"
-        )
+        with self._life.entered():
+            raw = self._vt.config_schema_json_fn(self._vt.state)
         try:
-            schema = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PluginProtocolError(
-                f"{self.label}: config schema is not valid JSON: {exc}"
-            ) from None
-        if not isinstance(schema, dict):
-            raise PluginProtocolError(
-                f"{self.label}: config schema is a JSON {type(schema).__name__}, not an object"
-            )
+            text = _abi.take_owned_str(raw, f"{self.label} config schema")
+            try:
+                schema = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise PluginProtocolError(
+                    f"{self.label}: config schema is not valid JSON: {exc}"
+                ) from None
+            if not isinstance(schema, dict):
+                raise PluginProtocolError(
+                    f"{self.label}: config schema is a JSON {type(schema).__name__}, not an object"
+                )
+        except DrasiHostError as exc:
+            if exc.plugin is None:
+                exc.plugin = self.plugin
+            raise
         return schema
 
-    async def _create(self, what: str, *args: Any) -> Any:
-        """Call the factory in a worker thread; the instance vtable, copied
+    def _config(self, config: Mapping[str, Any] | str | None, component_id: str | None) -> str:
+        what = f"{self.label}: " + (
+            f"{self.component_type} {component_id!r}"
+            if component_id is not None
+            else self.component_type
+        )
+        return config_json(config, what, plugin=self.plugin, component_id=component_id)
+
+    async def _create(self, what: str, component_id: str | None, *args: Any) -> Any:
+        """Call the factory on a call thread; the instance vtable, copied
         out of the plugin's heap block (which is freed)."""
         self._check_open()
         mark = self._route.mark()
-        ptr = await anyio.to_thread.run_sync(
-            getattr(self._vt, self._create_field), self._vt.state, *args
-        )
+        ptr = await self._call(getattr(self._vt, self._create_field), self._vt.state, *args)
         if ptr == NULL:
             raise PluginCallError(
                 f"{self.label}: {what} refused by the plugin",
                 plugin_message=self._route.logged_since(mark),
+                plugin=self.plugin,
+                component_id=component_id,
             )
         vt = ffi.new(f"{self._instance_ctype} *", ptr[0])
         lib.free(ptr)
         return vt
+
+    async def _open(self, proxy: _P) -> _P:
+        """Finish a new instance proxy (it owns its vtable already): describe
+        it, or release it and raise."""
+        try:
+            proxy._describe()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await proxy.aclose()
+            raise
+        return proxy
 
     def _proxy_options(self) -> dict[str, Any]:
         """What every instance proxy created by this factory is told."""
@@ -142,7 +207,9 @@ class _Factory:
         }
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} kind={self.kind!r} version={self.config_version!r}>"
+        kind = getattr(self, "kind", "?")
+        version = getattr(self, "config_version", "?")
+        return f"<{type(self).__name__} kind={kind!r} version={version!r}>"
 
 
 class SourcePluginProxy(_Factory):
@@ -155,11 +222,14 @@ class SourcePluginProxy(_Factory):
     async def create_source(
         self, id: str, config: Mapping[str, Any] | str | None = None, auto_start: bool = True
     ) -> SourceProxy:
+        if not isinstance(id, str):
+            raise TypeError(f"{self.label}: a source id is a str, not {type(id).__name__}")
+        text = self._config(config, id)
         b = Borrowed()
         vt = await self._create(
-            f"create_source({id!r})", b.str(id), b.str(_config_json(config)), auto_start
+            f"create_source({id!r})", id, b.str(id), b.str(text), bool(auto_start)
         )
-        return SourceProxy(vt, **self._proxy_options())
+        return await self._open(SourceProxy(vt, **self._proxy_options()))
 
 
 class ReactionPluginProxy(_Factory):
@@ -176,15 +246,31 @@ class ReactionPluginProxy(_Factory):
         config: Mapping[str, Any] | str | None = None,
         auto_start: bool = True,
     ) -> ReactionProxy:
+        if not isinstance(id, str):
+            raise TypeError(f"{self.label}: a reaction id is a str, not {type(id).__name__}")
+        if isinstance(query_ids, (str, bytes)) or not isinstance(query_ids, Sequence):
+            raise TypeError(
+                f"{self.label}: create_reaction({id!r}) takes query_ids as a list of str, "
+                f"not {type(query_ids).__name__} {query_ids!r}"
+            )
+        ids = list(query_ids)
+        for qid in ids:
+            if not isinstance(qid, str):
+                raise TypeError(
+                    f"{self.label}: create_reaction({id!r}): query id {qid!r} is "
+                    f"{type(qid).__name__}, not str"
+                )
+        text = self._config(config, id)
         b = Borrowed()
         vt = await self._create(
             f"create_reaction({id!r})",
+            id,
             b.str(id),
-            b.str(json.dumps(list(query_ids))),
-            b.str(_config_json(config)),
-            auto_start,
+            b.str(json.dumps(ids)),
+            b.str(text),
+            bool(auto_start),
         )
-        return ReactionProxy(vt, **self._proxy_options())
+        return await self._open(ReactionProxy(vt, **self._proxy_options()))
 
 
 class BootstrapPluginProxy(_Factory):
@@ -199,15 +285,12 @@ class BootstrapPluginProxy(_Factory):
         config: Mapping[str, Any] | str | None = None,
         source_config: Mapping[str, Any] | str | None = None,
     ) -> BootstrapProviderProxy:
-        b = Borrowed()
-        vt = await self._create(
-            "create_bootstrap_provider",
-            b.str(_config_json(config)),
-            b.str(_config_json(source_config)),
+        text = self._config(config, None)
+        source_text = config_json(
+            source_config, f"{self.label}: source configuration", plugin=self.plugin
         )
-        return BootstrapProviderProxy(vt, **self._proxy_options(), log_route=self._route)
-
-
-from .bootstrap import BootstrapProviderProxy  # noqa: E402
-from .reaction import ReactionProxy  # noqa: E402
-from .source import SourceProxy  # noqa: E402
+        b = Borrowed()
+        vt = await self._create("create_bootstrap_provider", None, b.str(text), b.str(source_text))
+        return await self._open(
+            BootstrapProviderProxy(vt, **self._proxy_options(), log_route=self._route)
+        )

@@ -78,33 +78,56 @@ class ReactionProxy(ComponentProxy):
         super().__init__(
             vt, plugin_label=plugin_label, codec=codec, media_type=media_type, callbacks=callbacks
         )
-        try:
-            self.query_ids: list[str] = _abi.take_string_array(
-                vt.query_ids_fn(vt.state), f"{self.label} query_ids"
-            )
-        except DrasiHostError:
-            self._finalizer()
-            raise
-        self._plugin_label = plugin_label
+        self.query_ids: list[str] = []
+        self._query_id_set: frozenset[str] = frozenset()
         #: Capacity of the results channel of the next start.
         self.result_capacity = DEFAULT_RESULT_CAPACITY
         self._results = ResultChannel()
-        self._release_first(self._results.shutdown)
+        # Closing wakes a plugin thread blocked in a pull and producers
+        # waiting for space; the channel goes before the plugin's drop_fn.
+        results = self._results
+
+        def close_channel() -> None:
+            results.close()
+
+        self._life.at_close(close_channel)
+        self._life.own(results.shutdown)
         self._wait_lock: anyio.Lock | None = None
-        self._closing = False
+
+    def _describe(self) -> None:
+        super()._describe()
+        with self._life.entered():
+            try:
+                self.query_ids = _abi.take_string_array(
+                    self._vt.query_ids_fn(self._vt.state), f"{self.label} query_ids"
+                )
+            except DrasiHostError as exc:
+                self._attributed(exc)
+                raise
+        self._query_id_set = frozenset(self.query_ids)
 
     # ---- lifecycle ----------------------------------------------------------------
 
     async def initialize(self, context: ReactionRuntimeContext) -> None:
-        """Hand the plugin its runtime context (log routing, state store, identity)."""
+        """Hand the plugin its runtime context (log routing, state store,
+        identity), once, before anything else.  ``context.reaction_id`` must
+        be this reaction's id (ValueError)."""
+        if not isinstance(context, ReactionRuntimeContext):
+            raise TypeError(
+                f"{self.label}: initialize() needs a ReactionRuntimeContext, "
+                f"not {type(context).__name__}"
+            )
         await self._initialize(
-            context.instance_id, context.reaction_id, context.state_store, context.identity_provider
+            context.instance_id,
+            context.reaction_id,
+            context.state_store,
+            context.identity_provider,
+            id_field="reaction_id",
         )
 
-    async def start(self) -> None:
-        """Start the reaction: a fresh results channel, ``start_result_push_fn``
-        (once per start, before ``start_fn``), then ``start_fn``."""
-        self._check_open()
+    async def _start(self) -> None:
+        """A fresh results channel, ``start_result_push_fn`` (once per start,
+        before ``start_fn``), then ``start_fn``."""
         key = self._results.open(self.result_capacity)
         try:
             await self._call(
@@ -118,27 +141,14 @@ class ReactionProxy(ComponentProxy):
             self._results.release(key)
             raise
 
-    async def stop(self) -> None:
+    async def _stop(self) -> None:
         """Stop delivery (queued results are dropped; see :meth:`flush`), then
         the plugin's ``stop_fn``."""
-        self._check_open()
         key = self._results.close()
         try:
             await self._call_result("stop")
         finally:
             self._results.release(key)
-
-    async def aclose(self) -> None:
-        """Stop delivery and release the plugin object; idempotent."""
-        self._closing = True
-        self._results.close()
-        if self._wait_lock is not None:
-            # A producer waiting for space wakes up (the channel is closed)
-            # and leaves before the notifier it waits on is closed.
-            async with self._wait_lock:
-                await super().aclose()
-        else:
-            await super().aclose()
 
     # ---- results ------------------------------------------------------------------
 
@@ -161,16 +171,33 @@ class ReactionProxy(ComponentProxy):
             )
         return data
 
+    def _check_result(self, result: object, operation: str) -> None:
+        """The argument rules of the enqueue calls (before anything is queued)."""
+        if type(result) is not QueryResult and not isinstance(result, QueryResult):
+            raise TypeError(
+                f"{self.label}: {operation}() takes QueryResult objects, "
+                f"not {type(result).__name__}"
+            )
+        if result.query_id not in self._query_id_set:
+            raise ValueError(
+                f"{self.label}: query result of query {result.query_id!r}, which is not "
+                f"one of the reaction's query_ids {self.query_ids!r}"
+            )
+
     async def enqueue_query_result(self, result: QueryResult) -> int:
         """Queue one result for the plugin; waits while the channel is full.
         Returns the size of the encoded document handed to the plugin.
 
-        Raises :class:`PayloadFormatError` for an opaque-payload plugin or a
-        result that cannot be encoded or exceeds ``MAX_PAYLOAD_SIZE``, and
-        :class:`DrasiHostError` when the reaction is not running.  A
-        cancelled call has queued nothing.
+        Raises TypeError for anything but a :class:`QueryResult`, ValueError
+        for a query id not among ``query_ids``, :class:`LifecycleError`
+        before ``initialize`` and when the reaction is not running,
+        :class:`ClosedError` once closed, and :class:`PayloadFormatError` for
+        an opaque-payload plugin or a result that cannot be encoded or
+        exceeds ``MAX_PAYLOAD_SIZE``.  A cancelled call has queued nothing.
         """
         await _checkpoint_if_cancelled()
+        self._require_initialized("enqueue_query_result")
+        self._check_result(result, "enqueue_query_result")
         data = self._encode(self._codec_or_raise(), result)
         rc = self._results.push(data)
         if rc != lib.DH_OK:
@@ -183,12 +210,15 @@ class ReactionProxy(ComponentProxy):
         many were queued.  On an error, the results before the failing one
         are queued."""
         await _checkpoint_if_cancelled()
+        self._require_initialized("enqueue_query_results")
         codec = self._codec_or_raise()
         encode = self._encode
+        check = self._check_result
         count = 0
         chunk: list[bytes] = []
         try:
             for result in results:
+                check(result, "enqueue_query_results")
                 chunk.append(encode(codec, result))
                 if len(chunk) == _CHUNK:
                     count += await self._push_documents(chunk)
@@ -215,30 +245,31 @@ class ReactionProxy(ComponentProxy):
         return done
 
     async def _push_waiting(self, data: bytes, rc: int) -> None:
-        """The slow path: wait for space while the channel is full."""
+        """The slow path: wait for space while the channel is full.  A waiter
+        counts as a call in flight, so the notifier it waits on outlives it."""
         results = self._results
         if self._wait_lock is None:
             self._wait_lock = anyio.Lock()
-        async with self._wait_lock:  # one waiter on the notifier at a time
-            if rc == lib.DH_FULL:
-                # Push again under the lock: a refused push arms the notifier,
-                # and another waiter may have taken the earlier wake-up.
-                rc = results.push(data)
-            while rc == lib.DH_FULL:
-                try:
-                    await results.notifier.wait()
-                except ClosedError:
-                    rc = lib.DH_CLOSED_OR_UNKNOWN
-                    break
-                rc = results.push(data)
+        with self._life.entered():
+            async with self._wait_lock:  # one waiter on the notifier at a time
+                if rc == lib.DH_FULL:
+                    # Push again under the lock: a refused push arms the notifier,
+                    # and another waiter may have taken the earlier wake-up.
+                    rc = results.push(data)
+                while rc == lib.DH_FULL:
+                    try:
+                        await results.notifier.wait()
+                    except ClosedError:
+                        rc = lib.DH_CLOSED_OR_UNKNOWN
+                        break
+                    rc = results.push(data)
         if rc == lib.DH_OK:
             return
         if rc == lib.DH_NO_MEMORY:
             raise MemoryError(f"{self.label}: malloc failed for a query result")
-        if self._closing or self.closed:
-            raise ClosedError(f"{self.label} is closed")
-        raise DrasiHostError(
-            f"{self.label} is not running: start it before enqueueing query results"
+        self._check_open()
+        self._lifecycle_error(
+            "enqueue_query_result", "is not running: start it before enqueueing query results"
         )
 
     def _stats(self) -> Any:

@@ -84,7 +84,8 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         capacity: int = DEFAULT_CAPACITY,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        super().__init__(f"{label} {self._what}")
+        # The finalizer is made below, once the channel it closes exists.
+        super().__init__(f"{label} {self._what}", finalize=False)
         self._vt = vt
         # Owned before anything else can fail: the plugin's receiver is never leaked.
         self._life.own(functools.partial(drop_vtable, vt))
@@ -95,7 +96,6 @@ class _ReceiverProxy(NativeResource, Generic[E]):
             self.close_nowait()
             raise
         self._life.own(self._channel.release)
-        self._finalizer.detach()
         self._finalizer = weakref.finalize(
             self, functools.partial(_collected, self._channel, self._life)
         )

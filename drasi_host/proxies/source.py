@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
+import anyio
 import attrs
 
 from .. import _abi
 from .._abi import NULL, Borrowed, ffi, lib
-from ..errors import PluginCallError, PluginProtocolError
+from .._native import Lifetime, drop_vtable, on_drop_thread, run_blocking
+from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
 from ..models import DispatchMode, SourceRuntimeContext, SubscriptionSettings
 from ._component import ComponentProxy
-from .bootstrap import attach_bootstrap_provider
+from .bootstrap import build_provider_vtable, discard_provider_vtable
 from .receivers import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
@@ -39,7 +42,7 @@ class SubscriptionResponse:
 
 
 class SourceProxy(ComponentProxy):
-    """A plugin source.  Blocking calls run in worker threads; ``aclose()``
+    """A plugin source.  Blocking calls run on call threads; ``aclose()``
     (or ``async with``) closes open receivers, then drops the source."""
 
     component_type = "source"
@@ -47,14 +50,28 @@ class SourceProxy(ComponentProxy):
 
     @property
     def dispatch_mode(self) -> DispatchMode:
-        self._check_open()
-        return _abi.to_enum(
-            DispatchMode, self._vt.dispatch_mode_fn(self._vt.state), f"{self.label}: dispatch_mode"
-        )
+        with self._life.entered():
+            raw = self._vt.dispatch_mode_fn(self._vt.state)
+        try:
+            return _abi.to_enum(DispatchMode, raw, f"{self.label}: dispatch_mode")
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
 
     async def initialize(self, context: SourceRuntimeContext) -> None:
+        """Hand the plugin its runtime context, once, before anything else.
+        ``context.source_id`` must be this source's id (ValueError)."""
+        if not isinstance(context, SourceRuntimeContext):
+            raise TypeError(
+                f"{self.label}: initialize() needs a SourceRuntimeContext, "
+                f"not {type(context).__name__}"
+            )
         await self._initialize(
-            context.instance_id, context.source_id, context.state_store, context.identity_provider
+            context.instance_id,
+            context.source_id,
+            context.state_store,
+            context.identity_provider,
+            id_field="source_id",
         )
 
     async def subscribe(
@@ -66,7 +83,14 @@ class SourceProxy(ComponentProxy):
     ) -> SubscriptionResponse:
         """Subscribe a query; ``capacity`` (events) and ``max_bytes`` (routing
         hints + payloads) bound what each receiver queues before the plugin's
-        push blocks (back-pressure)."""
+        push blocks (back-pressure).  The receivers belong to the source too:
+        closing it closes them first."""
+        if not isinstance(settings, SubscriptionSettings):
+            raise TypeError(
+                f"{self.label}: subscribe() needs SubscriptionSettings, "
+                f"not {type(settings).__name__}"
+            )
+        self._require_initialized("subscribe")
         b = Borrowed()
         ctx = self.callback_context
         mark = ctx.mark() if ctx is not None else 0
@@ -83,10 +107,24 @@ class SourceProxy(ComponentProxy):
             raise PluginCallError(
                 f"{self.label}: subscribe({settings.query_id!r}) failed",
                 plugin_message=ctx.logged_since(mark) if ctx is not None else None,
-                component=self.id,
+                plugin=self.plugin,
+                component_id=self.id,
             )
         resp = ffi.new("FfiSubscriptionResponse *", ptr[0])
         lib.free(ptr)
+        # What the plugin handed over, released newest first if anything fails.
+        vtables: list[Any] = []
+        for field, ctype in (
+            ("receiver", "FfiChangeReceiver"),
+            ("bootstrap_receiver", "FfiBootstrapReceiver"),
+        ):
+            block = getattr(resp, field)
+            if block != NULL:
+                vtables.append(ffi.new(f"{ctype} *", block[0]))
+                lib.free(block)
+            else:
+                vtables.append(None)
+        change_vt, boot_vt = vtables
         receivers: list[Any] = []
         try:
             try:
@@ -97,48 +135,89 @@ class SourceProxy(ComponentProxy):
                 source_id = _abi.take_owned_str(
                     resp.source_id, f"{self.label}: subscription source_id"
                 )
-        except PluginProtocolError:
-            self._drop_receivers(resp)
-            raise
-        if resp.receiver == NULL:
-            self._drop_receivers(resp)
-            raise PluginProtocolError(f"{self.label}: subscribe returned a NULL change receiver")
-        change_vt = ffi.new("FfiChangeReceiver *", resp.receiver[0])
-        lib.free(resp.receiver)
-        boot_vt = None
-        if resp.bootstrap_receiver != NULL:
-            boot_vt = ffi.new("FfiBootstrapReceiver *", resp.bootstrap_receiver[0])
-            lib.free(resp.bootstrap_receiver)
-        receiver = ChangeReceiverProxy(
-            change_vt, codec=self._codec, label=self.label, capacity=capacity, max_bytes=max_bytes
-        )
-        receivers.append(receiver)
-        bootstrap_receiver = None
-        if boot_vt is not None:
-            bootstrap_receiver = BootstrapReceiverProxy(
-                boot_vt,
+            if change_vt is None:
+                raise PluginProtocolError(
+                    f"{self.label}: subscribe returned a NULL change receiver"
+                )
+            # A receiver proxy owns its vtable from the start, also when its
+            # constructor fails (it then drops it itself).
+            vt, change_vt = change_vt, None
+            receiver = ChangeReceiverProxy(
+                vt,
                 codec=self._codec,
                 label=self.label,
                 capacity=capacity,
                 max_bytes=max_bytes,
             )
-            receivers.append(bootstrap_receiver)
-        for r in receivers:
-            self._release_first(r.close_now)
+            receivers.append(receiver)
+            bootstrap_receiver = None
+            if boot_vt is not None:
+                vt, boot_vt = boot_vt, None
+                bootstrap_receiver = BootstrapReceiverProxy(
+                    vt,
+                    codec=self._codec,
+                    label=self.label,
+                    capacity=capacity,
+                    max_bytes=max_bytes,
+                )
+                receivers.append(bootstrap_receiver)
+            for r in receivers:
+                self._adopt(r)
+        except BaseException as exc:
+            orphans = [vt for vt in (change_vt, boot_vt) if vt is not None]
+            await _release(receivers, orphans)
+            if isinstance(exc, DrasiHostError):
+                self._attributed(exc)
+                raise
+            raise
         return SubscriptionResponse(query_id, source_id, receiver, bootstrap_receiver)
 
-    @staticmethod
-    def _drop_receivers(resp: Any) -> None:
-        for field in ("receiver", "bootstrap_receiver"):
-            ptr = getattr(resp, field)
-            if ptr != NULL:
-                if ptr.drop_fn != NULL:
-                    ptr.drop_fn(ptr.state)
-                lib.free(ptr)
+    def _adopt(self, receiver: Any) -> None:
+        """Make ``receiver`` part of this source (closed and released first)."""
+        life = getattr(receiver, "_life", None)
+        if isinstance(life, Lifetime):
+            self._life.adopt(life)
+        else:
+            self._check_open()
+            self._life.own(receiver._finalizer)
 
     async def set_bootstrap_provider(self, provider: Any) -> None:
         """Give the plugin a bootstrap provider: any object with an async
         ``bootstrap(request, context, event_tx)`` (a Python provider, or a
-        :class:`BootstrapProviderProxy` from another plugin)."""
+        :class:`BootstrapProviderProxy` from another plugin).  The plugin owns
+        what it is given; a provider proxy stays alive until it lets go."""
         self._check_open()
-        await attach_bootstrap_provider(self._vt, provider, codec=self._codec, label=self.label)
+        try:
+            _abi.require_functions(self._vt, ("set_bootstrap_provider_fn",), self.label)
+            vt = build_provider_vtable(provider, codec=self._codec, label=self.label)
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
+        life = self._life
+        try:
+            life.enter()
+        except BaseException:
+            discard_provider_vtable(vt)
+            raise
+        fn, state = self._vt.set_bootstrap_provider_fn, self._vt.state
+
+        def hand_over() -> None:
+            try:
+                fn(state, vt)  # the plugin owns vt from here
+            finally:
+                life.leave()
+
+        await run_blocking(
+            hand_over,
+            on_abandon=lambda: life.fail("set_bootstrap_provider was abandoned by its caller"),
+        )
+
+
+async def _release(receivers: list[Any], orphans: list[Any]) -> None:
+    """Release, newest first, the receivers of a failed subscribe and the
+    receiver vtables no proxy owns yet (their drop_fn on the drop thread)."""
+    with anyio.CancelScope(shield=True):
+        for receiver in reversed(receivers):
+            await receiver.aclose()
+        for vt in reversed(orphans):
+            await on_drop_thread(functools.partial(drop_vtable, vt))
