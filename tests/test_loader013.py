@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +27,13 @@ from drasi_host import (
     IncompatiblePluginError,
     PluginLoader,
     PluginLoaderConfig,
+    PluginLoadError,
+    PluginProtocolError,
     ReactionPluginProxy,
     SecretStorePluginProxy,
     SourcePluginProxy,
     _abi013,
+    host_target_triple,
 )
 from drasi_host.cli import main
 from drasi_host.loader import PLUGIN_LOGGER, load_plugin
@@ -241,3 +247,125 @@ def test_inspect_names_supported_versions_for_a_refused_plugin(
     assert "abi 0.13" in captured.out
     assert "FAILED (IncompatiblePluginError)" in captured.err
     assert "0.12.0" in captured.err and "0.4, 0.13" in captured.err
+
+
+# ---- hostile 0.13 registrations ---------------------------------------------
+
+_HOSTILE_REGISTRATION = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "drasi_plugin_0_13.h"
+
+int drops = 0;
+int level = -1;
+
+static const PluginMetadata meta = {
+    {"0.13.0", 6}, {"0", 1}, {"0", 1}, {"0", 1}, {TRIPLE, sizeof(TRIPLE) - 1}, {"", 0}, {"", 0}
+};
+const PluginMetadata *drasi_plugin_metadata(void) { return &meta; }
+
+static FfiStr text(const char *s) { FfiStr r = {s, strlen(s)}; return r; }
+static FfiStr kind(const void *s) { (void)s; return text("hostile-kind"); }
+static FfiOwnedStr schema(const void *s) {
+    FfiOwnedStr r = {malloc(2), 2, 2}; memcpy(r.ptr, "{}", 2); (void)s; return r;
+}
+static FfiCreateResult create(void *s, FfiStr a, FfiStr b, bool c) {
+    FfiCreateResult r = {NULL, 1, NULL}; (void)s; (void)a; (void)b; (void)c; return r;
+}
+static void drop(void *s) { (void)s; __atomic_add_fetch(&drops, 1, __ATOMIC_SEQ_CST); }
+static void set_level(FfiLogLevelFilter f) { level = (int)f; }
+
+FfiPluginRegistration *drasi_plugin_init(void)
+{
+    FfiPluginRegistration *reg = calloc(1, sizeof *reg);
+    SourcePluginVtable *sources = calloc(2, sizeof *sources);
+    for (int i = 0; i < 2; i++) {
+        sources[i].kind_fn = kind;
+        sources[i].config_version_fn = kind;
+        sources[i].config_schema_json_fn = schema;
+        sources[i].config_schema_name_fn = kind;
+        sources[i].create_source_fn = create;
+        sources[i].drop_fn = drop;
+    }
+    reg->source_plugins = sources;
+    reg->source_plugin_count = 2;
+    reg->reaction_plugins = (ReactionPluginVtable *)(uintptr_t)8;
+    reg->bootstrap_plugins = (BootstrapPluginVtable *)(uintptr_t)8;
+    reg->identity_provider_plugins = (IdentityProviderPluginVtable *)(uintptr_t)8;
+    reg->secret_store_plugins = (SecretStorePluginVtable *)(uintptr_t)8;
+    reg->set_log_level = set_level;
+#if MODE == 1  /* a count no array can have */
+    reg->secret_store_plugin_count = (size_t)1 << 40;
+#elif MODE == 2  /* init failed */
+    free(sources);
+    free(reg);
+    return NULL;
+#elif MODE == 3  /* the second factory has no kind_fn */
+    sources[1].kind_fn = NULL;
+#elif MODE == 4  /* a NULL identity array with a count */
+    reg->identity_provider_plugins = NULL;
+    reg->identity_provider_plugin_count = 1;
+#endif
+    return reg;
+}
+"""
+
+
+def hostile_registration(tmp_path: Path, mode: int) -> tuple[Path, Any]:
+    """A 0.13 library whose registration is broken as ``mode`` says, and its
+    ``drops`` / ``level`` counters."""
+    source = tmp_path / f"hostile_reg{mode}.c"
+    source.write_text(_HOSTILE_REGISTRATION)
+    out = tmp_path / f"libdrasi_hostile_reg{mode}.so"
+    subprocess.run(
+        [
+            shutil.which("cc") or "cc",
+            "-shared",
+            "-fPIC",
+            "-std=c11",
+            f"-I{ROOT / 'cdefs'}",
+            f'-DTRIPLE="{host_target_triple()}"',
+            f"-DMODE={mode}",
+            "-o",
+            str(out),
+            str(source),
+        ],
+        check=True,
+    )
+    counters = cffi.FFI()
+    counters.cdef("extern int drops; extern int level;")
+    return out, counters.dlopen(str(out))
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "text", "drops"),
+    [
+        (1, PluginProtocolError, "secret_store_plugins count 1099511627776", 2),
+        (2, PluginLoadError, "drasi_plugin_init returned NULL", 0),
+        (3, PluginProtocolError, "kind_fn", 2),
+        (4, PluginProtocolError, "identity_provider_plugins is NULL with count 1", 2),
+    ],
+)
+def test_hostile_registrations_give_typed_errors(
+    tmp_path: Path, mode: int, error: type[Exception], text: str, drops: int
+) -> None:
+    path, counters = hostile_registration(tmp_path, mode)
+    with pytest.raises(error, match=re.escape(text)) as info:
+        load_plugin(path, CallbackContext("t"))
+    assert getattr(info.value, "plugin", None) == path.name
+    # every factory that was handed over is dropped exactly once, also on failure
+    deadline = time.monotonic() + 5
+    while counters.drops < drops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counters.drops == drops
+
+
+def test_a_good_registration_of_the_hostile_library_loads(tmp_path: Path) -> None:
+    path, counters = hostile_registration(tmp_path, 0)
+    with load_plugin(path, CallbackContext("t")) as plugin:
+        assert [f.kind for f in plugin.source_plugins] == ["hostile-kind"] * 2
+        assert counters.level == _abi013.log_filter(
+            logging.getLogger(PLUGIN_LOGGER).getEffectiveLevel()
+        )
+    assert counters.drops == 2
