@@ -1,9 +1,10 @@
 """Build script.
 
-Compiles the cffi extension ``drasi_host._ffi`` (out-of-line, API mode, from
-``ffi_build/build_ffi.py``) for the stable ABI: one ``cp310-abi3`` wheel
-serves CPython 3.10 and later.  It also bundles into the package the ABI
-header (``drasi_host/include``) and the C sources of the demo plugins
+Compiles the cffi extensions ``drasi_host._ffi`` (the 0.4 ABI, from
+``ffi_build/build_ffi.py``) and ``drasi_host._ffi013`` (the FFI 0.13 ABI, from
+``ffi_build/build_ffi013.py``), out-of-line and in API mode, for the stable
+ABI: one ``cp310-abi3`` wheel serves CPython 3.10 and later.  It also bundles
+into the package the ABI headers of both generations (``drasi_host/include``) and the C sources of the demo plugins
 (``drasi_host/_demo``), so that ``drasi-host demo`` can compile them on a
 machine that only has the wheel and a C compiler.  Only the files the demo
 fixtures name in ``plugins_fixture/build.py`` are bundled, never the other
@@ -57,6 +58,8 @@ class BuildPyWithDemo(build_py):
         for directory in (package / "include", package / "_demo" / "cdefs"):
             directory.mkdir(parents=True, exist_ok=True)
             shutil.copy2(header, directory / header.name)
+        header013 = ROOT / "cdefs" / "drasi_plugin_0_13.h"
+        shutil.copy2(header013, package / "include" / header013.name)
         fixtures = package / "_demo" / "plugins_fixture"
         fixtures.mkdir(parents=True, exist_ok=True)
         for source in demo_files():
@@ -64,7 +67,7 @@ class BuildPyWithDemo(build_py):
 
 
 setup(
-    cffi_modules=["ffi_build/build_ffi.py:ffibuilder"],
+    cffi_modules=["ffi_build/build_ffi.py:ffibuilder", "ffi_build/build_ffi013.py:ffibuilder"],
     cmdclass={"build_py": BuildPyWithDemo},
     # cffi compiles the module with Py_LIMITED_API; tag the wheel to match.
     options={"bdist_wheel": {"py_limited_api": "cp310"}},

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .loader import (
     HOST_SDK_VERSION,
+    SUPPORTED_SDK_VERSIONS,
     LoadedPlugin,
     PluginLoader,
     PluginLoaderConfig,
@@ -80,7 +81,13 @@ from .protocols import (
     SourcePluginDescriptor,
 )
 from .proxies.bootstrap import BootstrapProviderProxy
-from .proxies.descriptors import BootstrapPluginProxy, ReactionPluginProxy, SourcePluginProxy
+from .proxies.descriptors import (
+    BootstrapPluginProxy,
+    IdentityProviderPluginProxy,
+    ReactionPluginProxy,
+    SecretStorePluginProxy,
+    SourcePluginProxy,
+)
 from .proxies.reaction import ReactionProxy
 from .proxies.receivers import BootstrapReceiverProxy, ChangeReceiverProxy
 from .proxies.source import SourceProxy, SubscriptionResponse
@@ -114,6 +121,7 @@ __all__ = [
     "MAX_PAYLOAD_SIZE",
     "MSGPACK_FORMAT",
     "SUPPORTED_FORMATS",
+    "SUPPORTED_SDK_VERSIONS",
     "BootstrapContext",
     "BootstrapEvent",
     "BootstrapPluginDescriptor",
@@ -138,6 +146,7 @@ __all__ = [
     "ElementReference",
     "EventBatch",
     "IdentityProvider",
+    "IdentityProviderPluginProxy",
     "IdentityProviderVtableBuilder",
     "IncompatiblePluginError",
     "InstanceCallbackContext",
@@ -171,6 +180,7 @@ __all__ = [
     "RegistryNotFoundError",
     "RegistryTransportError",
     "ResultDiff",
+    "SecretStorePluginProxy",
     "SignatureVerificationError",
     "Source",
     "SourceChange",

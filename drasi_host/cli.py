@@ -56,16 +56,20 @@ def _describe(plugin: Any) -> dict[str, Any]:
 
     return {
         "path": str(plugin.path),
+        "abi_version": plugin.abi_version,
         "metadata": attrs.asdict(plugin.metadata) if plugin.metadata is not None else None,
         "payload_format": plugin.payload_format,
         "sources": factories(plugin.source_plugins),
         "reactions": factories(plugin.reaction_plugins),
         "bootstrap_providers": factories(plugin.bootstrap_plugins),
+        "identity_providers": factories(plugin.identity_provider_plugins),
+        "secret_stores": factories(plugin.secret_store_plugins),
     }
 
 
 def _print_plugin(info: dict[str, Any]) -> None:
     print(info["path"])
+    print(f"  abi {info['abi_version']}")
     meta = info["metadata"]
     if meta is None:
         print("  metadata: none exported")
@@ -75,11 +79,16 @@ def _print_plugin(info: dict[str, Any]) -> None:
             f"  plugin {meta['plugin_version']}  target {meta['target_triple']}"
         )
         print(f"  commit {meta['git_commit']}  built {meta['build_timestamp']}")
-    print(f"  payload format: {info['payload_format'] or 'opaque (none exported)'}")
+    if info["abi_version"] == "0.4":
+        print(f"  payload format: {info['payload_format'] or 'opaque (none exported)'}")
+    else:
+        print("  payload format: MessagePack (fixed by the ABI)")
     for title, key in (
         ("source", "sources"),
         ("reaction", "reactions"),
         ("bootstrap", "bootstrap_providers"),
+        ("identity", "identity_providers"),
+        ("secrets", "secret_stores"),
     ):
         for f in info[key]:
             print(

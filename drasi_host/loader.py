@@ -1,11 +1,15 @@
 """Discovering, validating and initialising plugin libraries.
 
 Load sequence for one file (ABI.md section 3): open the library; read and
-validate its metadata (SDK major.minor and exact target triple) and its
-payload format *before* ``drasi_plugin_init`` runs; call init; wire the
-plugin's global log and lifecycle callbacks to the :class:`CallbackContext`;
-copy the factory vtables out of the registration, free the plugin's arrays
-and block, and wrap each factory in a proxy.  Libraries are never unloaded.
+validate its metadata (SDK major.minor and exact target triple) *before*
+``drasi_plugin_init`` runs, and choose the ABI generation from it (``0.4`` or
+``0.13``, :data:`SUPPORTED_SDK_VERSIONS`; a library without metadata is a C
+plugin of the 0.4 header); read a 0.4 plugin's payload format; call init;
+wire the plugin's global log and lifecycle callbacks to the
+:class:`CallbackContext`; copy the factory vtables out of the registration
+(five arrays for 0.13, which then gets the host's log level), free the
+plugin's arrays and block, and wrap each factory in the proxy class of its
+kind.  Libraries are never unloaded.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import logging
 import platform
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from . import _abi
+from . import _abi, _abi013
 from ._abi import NULL, ffi, lib
 from ._native import NativeResource, drop_vtable, run_on_drop_thread
 from .errors import (
@@ -35,13 +39,16 @@ from .logs import CallbackContext, _Route
 from .payloads import PayloadCodec, codec_for
 from .proxies.descriptors import (
     BootstrapPluginProxy,
+    IdentityProviderPluginProxy,
     ReactionPluginProxy,
+    SecretStorePluginProxy,
     SourcePluginProxy,
     _Factory,
 )
 
 __all__ = [
     "HOST_SDK_VERSION",
+    "SUPPORTED_SDK_VERSIONS",
     "LoadedPlugin",
     "PluginLoader",
     "PluginLoaderConfig",
@@ -49,8 +56,16 @@ __all__ = [
     "host_target_triple",
 ]
 
-#: The Drasi plugin SDK / ABI version this host speaks (major.minor must match).
+#: The Drasi plugin SDK / ABI version of the 0.4 generation (kept in this form
+#: for compatibility; see :data:`SUPPORTED_SDK_VERSIONS`).
 HOST_SDK_VERSION = "0.4.2"
+
+#: The ABI generations this host loads: a plugin's metadata ``sdk_version``
+#: must have one of these as its major.minor.
+SUPPORTED_SDK_VERSIONS = ("0.4", "0.13")
+
+#: The logger whose effective level a 0.13 plugin gets as its log filter.
+PLUGIN_LOGGER = "drasi.plugin"
 
 _log = logging.getLogger("drasi_host.loader")
 
@@ -133,6 +148,7 @@ class LoadedPlugin(NativeResource):
         payload_format: str | None,
         factories: list[_Factory],
         route: _Route,
+        abi_version: str = "0.4",
     ) -> None:
         super().__init__(f"plugin {path.name}")
         self._life.own(route.close)  # after every factory is released
@@ -140,6 +156,10 @@ class LoadedPlugin(NativeResource):
             self._life.adopt(factory._life)
         self.path = path
         self.metadata = metadata
+        #: The ABI generation the library speaks: ``"0.4"`` or ``"0.13"``.
+        self.abi_version = abi_version
+        #: The 0.4 payload format the plugin exports (None when it exports
+        #: none, and for 0.13 plugins, whose payloads are always MessagePack).
         self.payload_format = payload_format
         self.source_plugins: list[SourcePluginProxy] = [
             f for f in factories if isinstance(f, SourcePluginProxy)
@@ -149,6 +169,14 @@ class LoadedPlugin(NativeResource):
         ]
         self.bootstrap_plugins: list[BootstrapPluginProxy] = [
             f for f in factories if isinstance(f, BootstrapPluginProxy)
+        ]
+        #: Identity-provider factories (0.13 plugins only; empty for 0.4).
+        self.identity_provider_plugins: list[IdentityProviderPluginProxy] = [
+            f for f in factories if isinstance(f, IdentityProviderPluginProxy)
+        ]
+        #: Secret-store factories (0.13 plugins only; empty for 0.4).
+        self.secret_store_plugins: list[SecretStorePluginProxy] = [
+            f for f in factories if isinstance(f, SecretStorePluginProxy)
         ]
 
     @property
@@ -168,7 +196,8 @@ class LoadedPlugin(NativeResource):
 
     def __repr__(self) -> str:
         return (
-            f"<LoadedPlugin {self.path.name} sources={len(self.source_plugins)} "
+            f"<LoadedPlugin {self.path.name} abi={self.abi_version} "
+            f"sources={len(self.source_plugins)} "
             f"reactions={len(self.reaction_plugins)} bootstrap={len(self.bootstrap_plugins)}>"
         )
 
@@ -266,12 +295,17 @@ def read_metadata(path: Path) -> PluginMetadata | None:
         raise PluginLoadError(f"invalid metadata: {exc}", path) from exc
 
 
-def _check_compatible(path: Path, metadata: PluginMetadata) -> None:
-    ours, theirs = _major_minor(HOST_SDK_VERSION), _major_minor(metadata.sdk_version)
-    if theirs is None or theirs != ours:
+def _check_compatible(path: Path, metadata: PluginMetadata) -> str:
+    """The ABI generation of a plugin (one of :data:`SUPPORTED_SDK_VERSIONS`),
+    or :class:`IncompatiblePluginError` naming the reported and the supported
+    versions, or the plugin's and the host's target triples."""
+    theirs = _major_minor(metadata.sdk_version)
+    abi = ".".join(theirs) if theirs is not None else None
+    if abi not in SUPPORTED_SDK_VERSIONS:
+        supported = ", ".join(SUPPORTED_SDK_VERSIONS)
         raise IncompatiblePluginError(
-            f"built for SDK {metadata.sdk_version!r}, this host speaks {HOST_SDK_VERSION} "
-            f"(major.minor must match)",
+            f"built for SDK {metadata.sdk_version!r}, this host speaks {supported} "
+            f"(host SDK {HOST_SDK_VERSION}; major.minor must match one of them)",
             path,
         )
     host = host_target_triple()
@@ -279,6 +313,8 @@ def _check_compatible(path: Path, metadata: PluginMetadata) -> None:
         raise IncompatiblePluginError(
             f"built for target {metadata.target_triple!r}, this host is {host!r}", path
         )
+    assert abi is not None
+    return abi
 
 
 def _payload_format(path: Path, handle: Any) -> tuple[str | None, PayloadCodec | None]:
@@ -300,13 +336,28 @@ _FACTORY_ARRAYS: tuple[tuple[str, str, type[_Factory]], ...] = (
     ("bootstrap_plugins", "BootstrapPluginVtable", BootstrapPluginProxy),
 )
 
+# The 0.13 registration: the three arrays of 0.4 plus two new kinds.
+_FACTORY_ARRAYS_013: tuple[tuple[str, str, type[_Factory]], ...] = (
+    *_FACTORY_ARRAYS,
+    (
+        "identity_provider_plugins",
+        "IdentityProviderPluginVtable",
+        IdentityProviderPluginProxy,
+    ),
+    ("secret_store_plugins", "SecretStorePluginVtable", SecretStorePluginProxy),
+)
+
 
 #: Most factories of one kind a library may register.  A count beyond it
 #: (say ``SIZE_MAX`` or 2**40) cannot be true and is refused unread.
 MAX_FACTORIES = 1024
 
 
-def _copy_factory_arrays(reg: Any) -> tuple[list[str], list[tuple[type[_Factory], Any]]]:
+def _copy_factory_arrays(
+    reg: Any,
+    arrays: tuple[tuple[str, str, type[_Factory]], ...] = _FACTORY_ARRAYS,
+    decl: Any = ffi,
+) -> tuple[list[str], list[tuple[type[_Factory], Any]]]:
     """Copy every factory vtable out of the registration's arrays and free
     them, even when one array is broken, so each good factory can still be
     dropped once.  Returns the problems found and the copied vtables.
@@ -314,18 +365,19 @@ def _copy_factory_arrays(reg: Any) -> tuple[list[str], list[tuple[type[_Factory]
     ``reg`` is the host's copy of the registration, so each count is read
     once.  A count above :data:`MAX_FACTORIES`, or a NULL array with a count,
     is a broken array: none of its elements is read and it is not freed (its
-    true size is unknown; leaking it is the safe failure).
+    true size is unknown; leaking it is the safe failure).  ``arrays`` and
+    ``decl`` (the cffi declarations) are those of the plugin's generation.
     """
     broken: list[str] = []
     vtables: list[tuple[type[_Factory], Any]] = []
-    for field, ctype, cls in _FACTORY_ARRAYS:
+    for field, ctype, cls in arrays:
         array, count = getattr(reg, field), int(getattr(reg, f"{field[:-1]}_count"))
         if count > MAX_FACTORIES:
             broken.append(f"{field} count {count} exceeds {MAX_FACTORIES} (not read)")
         elif count and array == NULL:
             broken.append(f"{field} is NULL with count {count}")
         elif count:
-            vtables.extend((cls, ffi.new(f"{ctype} *", array[i])) for i in range(count))
+            vtables.extend((cls, decl.new(f"{ctype} *", array[i])) for i in range(count))
             lib.free(array)
     return broken, vtables
 
@@ -336,9 +388,12 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
     handle = _open(path)
     metadata = read_metadata(path)
     if metadata is None:
-        _log.warning("%s exports no plugin metadata; skipping the version check", path)
-    else:
-        _check_compatible(path, metadata)
+        _log.warning(
+            "%s exports no plugin metadata; loading it as a 0.4 plugin without a version check",
+            path,
+        )
+    elif _check_compatible(path, metadata) == "0.13":
+        return _load_013(path, handle, metadata, callbacks)
     media_type, codec = _payload_format(path, handle)
 
     init = _symbol(handle, "drasi_plugin_init", "DrasiPluginInitFn")
@@ -362,14 +417,76 @@ def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
     if broken:
         _release_all([], [vt for _, vt in vtables], route)
         raise PluginProtocolError(f"{path}: {'; '.join(broken)}", plugin=path)
-    plugin_label = path.name
+
+    def make(cls: type[_Factory], vtable: Any) -> _Factory:
+        return cls(vtable, path.name, codec, media_type, callbacks, route)
+
+    factories = _wrap_factories(path, vtables, make, route)
+    return LoadedPlugin(path, metadata, media_type, factories, route)
+
+
+def plugin_log_filter() -> int:
+    """The ``FfiLogLevelFilter`` a 0.13 plugin gets: the effective level of
+    the :data:`PLUGIN_LOGGER` logger."""
+    return _abi013.log_filter(logging.getLogger(PLUGIN_LOGGER).getEffectiveLevel())
+
+
+def _wrap_factories(
+    path: Path,
+    vtables: list[tuple[type[_Factory], Any]],
+    make: Callable[[type[_Factory], Any], _Factory],
+    route: _Route,
+) -> list[_Factory]:
+    """One proxy per copied vtable, described; on an error every factory and
+    vtable is released and the error raised with the library's context."""
     factories: list[_Factory] = []
     for i, (cls, vtable) in enumerate(vtables):
-        factory = cls(vtable, plugin_label, codec, media_type, callbacks, route)
+        factory = make(cls, vtable)
         try:
             factory._describe()
         except DrasiHostError as exc:
             _release_all([*factories, factory], [vt for _, vt in vtables[i + 1 :]], route)
             raise exc.with_context(str(path), plugin=path) from exc
         factories.append(factory)
-    return LoadedPlugin(path, metadata, media_type, factories, route)
+    return factories
+
+
+def _load_013(
+    path: Path, handle: Any, metadata: PluginMetadata, callbacks: CallbackContext
+) -> LoadedPlugin:
+    """The 0.13 load sequence (ABI-0.13.md section 1): init; log and
+    lifecycle callbacks; take the five factory arrays; the log level; free
+    the 112-byte registration block; wrap the factories."""
+    ffi13 = _abi013.ffi
+    ptr = lib.dh_dlsym(handle, b"drasi_plugin_init")
+    if ptr == NULL:
+        raise PluginLoadError("missing required symbol drasi_plugin_init", path)
+    registration = _abi013.cast_fn("DrasiPluginInitFn", ptr)()
+    if registration == NULL:
+        raise PluginLoadError(
+            "drasi_plugin_init returned NULL (the plugin failed to initialise)", path
+        )
+    route = _Route(callbacks, plugin_id=path.stem)
+    reg = ffi13.new("FfiPluginRegistration *", registration[0])
+    if reg.set_log_callback != NULL:
+        reg.set_log_callback(
+            _abi.key_ctx(route.key), _abi013.cast_fn("LogCallbackFn", lib.dh_log_callback_ptr())
+        )
+    if reg.set_lifecycle_callback != NULL:
+        reg.set_lifecycle_callback(
+            _abi.key_ctx(route.key),
+            _abi013.cast_fn("LifecycleCallbackFn", lib.dh_lifecycle_callback_ptr()),
+        )
+    broken, vtables = _copy_factory_arrays(reg, _FACTORY_ARRAYS_013, ffi13)
+    if reg.set_log_level != NULL:
+        reg.set_log_level(plugin_log_filter())
+    lib.free(registration)
+    if broken:
+        _release_all([], [vt for _, vt in vtables], route)
+        raise PluginProtocolError(f"{path}: {'; '.join(broken)}", plugin=path)
+
+    def make(cls: type[_Factory], vtable: Any) -> _Factory:
+        return cls(vtable, path.name, None, None, callbacks, route, abi_version="0.13")
+
+    factories = _wrap_factories(path, vtables, make, route)
+    return LoadedPlugin(path, metadata, None, factories, route, abi_version="0.13")

@@ -13,9 +13,8 @@ Build it standalone into a directory of your choice::
 
     python ffi_build/build_ffi013.py OUT_DIR
 
-which leaves ``OUT_DIR/drasi_host/_ffi013.<abi>.so``.  To build it with the
-package, add ``"ffi_build/build_ffi013.py:ffibuilder"`` to ``cffi_modules`` in
-``setup.py``.
+which leaves ``OUT_DIR/drasi_host/_ffi013.<abi>.so``.  The package build
+compiles it through ``cffi_modules`` in ``setup.py``.
 """
 
 from __future__ import annotations

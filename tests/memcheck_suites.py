@@ -1,4 +1,4 @@
-"""Run the lifecycle and receiver suites (the ``memcheck`` tox env runs this
+"""Run the lifecycle, receiver and 0.13 loading suites (the ``memcheck`` tox env runs this
 under valgrind memcheck and again with glibc's ``MALLOC_CHECK_=3``).
 
 Usage: ``python tests/memcheck_suites.py [pytest options]``.  The suites are
@@ -20,6 +20,7 @@ SUITES = (
     "test_reaction.py",
     "test_bootstrap.py",
     "test_hostile_boundary.py",
+    "test_loader013.py",
 )
 
 

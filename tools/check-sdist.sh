@@ -43,11 +43,14 @@ for name in tracked:
         problems.append(f"missing {name}")
 for name in ("LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
              "cdefs/drasi_plugin.h", "ffi_build/build_ffi.py", "ffi_build/host.c",
+             "cdefs/drasi_plugin_0_13.h", "ffi_build/build_ffi013.py", "ffi_build/host013.c",
              "plugins_fixture/build.py", "tests/conftest.py", "tests/c/channel_helper.c"):
     if name not in have:
         problems.append(f"missing {name}")
 for name in sorted(have):
-    if name.endswith((".so", ".o", ".pyc", ".dylib")) or name == "drasi_host/_ffi.c":
+    if name.endswith((".so", ".o", ".pyc", ".dylib")) or name in (
+        "drasi_host/_ffi.c", "drasi_host/_ffi013.c"
+    ):
         problems.append(f"build product {name}")
 for p in problems:
     print("FAIL:", p, file=sys.stderr)

@@ -96,10 +96,12 @@ if set(demo) != wanted:
 for n in names:
     if n.endswith((".c", ".h")) and not n.startswith(("drasi_host/_demo/", "drasi_host/include/")):
         problems.append(f"unexpected C file {n}")
-if not any(n.startswith("drasi_host/_ffi") and n.endswith(".abi3.so") for n in names):
-    problems.append("no drasi_host/_ffi*.abi3.so")
-if "drasi_host/include/drasi_plugin.h" not in names:
-    problems.append("no drasi_host/include/drasi_plugin.h")
+for module in ("_ffi", "_ffi013"):
+    if not any(n.startswith(f"drasi_host/{module}.") and n.endswith(".abi3.so") for n in names):
+        problems.append(f"no drasi_host/{module}*.abi3.so")
+for header in ("drasi_plugin.h", "drasi_plugin_0_13.h"):
+    if f"drasi_host/include/{header}" not in names:
+        problems.append(f"no drasi_host/include/{header}")
 for p in problems:
     print("FAIL:", p, file=sys.stderr)
 print(f"{len(names)} files; demo sources: {' '.join(demo)}")
@@ -129,7 +131,7 @@ for python in "${pythons[@]}"; do
     (
         cd "$WORK"
         export PATH="$venv/bin:$nocc"
-        python -c "import drasi_host, drasi_host._ffi as f, sys; \
+        python -c "import drasi_host, drasi_host._ffi, drasi_host._ffi013, sys; \
 print('imported', drasi_host.__version__, 'from', drasi_host.__file__); \
 assert drasi_host.__file__.startswith(sys.prefix), 'not the installed package'"
         drasi-host --version

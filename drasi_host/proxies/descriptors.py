@@ -9,6 +9,11 @@ then run on a call thread; when a plugin refuses (NULL), the
 Each factory is a :class:`~drasi_host._native.NativeResource` owned by its
 :class:`~drasi_host.loader.LoadedPlugin`: closing the plugin closes it, and
 its ``drop_fn`` runs once no call is in flight.
+
+Factories of both ABI generations use these classes (``abi_version`` says
+which): the factory layout is the same in 0.4 and 0.13, so describing and
+releasing a factory is too.  Creating components of a 0.13 factory is not
+supported yet and raises :class:`DrasiHostError` before the plugin is called.
 """
 
 from __future__ import annotations
@@ -29,7 +34,13 @@ from .bootstrap import BootstrapProviderProxy
 from .reaction import ReactionProxy
 from .source import SourceProxy
 
-__all__ = ["BootstrapPluginProxy", "ReactionPluginProxy", "SourcePluginProxy"]
+__all__ = [
+    "BootstrapPluginProxy",
+    "IdentityProviderPluginProxy",
+    "ReactionPluginProxy",
+    "SecretStorePluginProxy",
+    "SourcePluginProxy",
+]
 
 _P = TypeVar("_P", SourceProxy, ReactionProxy, BootstrapProviderProxy)
 
@@ -92,6 +103,8 @@ class _Factory(NativeResource):
         media_type: str | None,
         callbacks: CallbackContext,
         route: _Route,
+        *,
+        abi_version: str = "0.4",
     ) -> None:
         # Owned by its LoadedPlugin, whose finalizer covers it.
         super().__init__(f"{plugin_label} {self.component_type} factory", finalize=False)
@@ -104,6 +117,8 @@ class _Factory(NativeResource):
         self.plugin_label = plugin_label
         #: The plugin library's file name (for error attributes).
         self.plugin = plugin_label
+        #: The ABI generation of the plugin: ``"0.4"`` or ``"0.13"``.
+        self.abi_version = abi_version
 
     def _describe(self) -> None:
         """Read kind, config version and schema name (the loader releases the
@@ -173,6 +188,13 @@ class _Factory(NativeResource):
         """Call the factory on a call thread; the instance vtable, copied
         out of the plugin's heap block (which is freed)."""
         self._check_open()
+        if self.abi_version != "0.4":
+            raise DrasiHostError(
+                f"{self.label}: {what}: creating components of FFI {self.abi_version} "
+                "plugins is not supported by this host yet",
+                plugin=self.plugin,
+                component_id=component_id,
+            )
         mark = self._route.mark()
         ptr = await self._call(getattr(self._vt, self._create_field), self._vt.state, *args)
         if ptr == NULL:
@@ -294,3 +316,23 @@ class BootstrapPluginProxy(_Factory):
         return await self._open(
             BootstrapProviderProxy(vt, **self._proxy_options(), log_route=self._route)
         )
+
+
+class IdentityProviderPluginProxy(_Factory):
+    """An identity-provider factory (``IdentityProviderPluginVtable``, FFI
+    0.13 plugins only): ``kind``, ``config_version``, ``config_schema_name``
+    and ``config_schema_json()``."""
+
+    component_type = "identity provider"
+    _create_field = "create_identity_provider_fn"
+    _instance_ctype = "IdentityProviderVtable"
+
+
+class SecretStorePluginProxy(_Factory):
+    """A secret-store factory (``SecretStorePluginVtable``, FFI 0.13 plugins
+    only): ``kind``, ``config_version``, ``config_schema_name`` and
+    ``config_schema_json()``."""
+
+    component_type = "secret store"
+    _create_field = "create_secret_store_fn"
+    _instance_ctype = "SecretStoreProviderVtable"
