@@ -443,6 +443,7 @@ class EventChannel:
                 ev._start = a
                 ev._end = b
                 ev._codec = codec
+                ev._decoded = False
                 append(ev)
         else:
             for ts, op, source_id, label, entity_id in zip(
@@ -456,6 +457,7 @@ class EventChannel:
                 ev.op = op
                 ev._payload = None
                 ev._codec = None
+                ev._decoded = False
                 append(ev)
         if self.bootstrap:
             for ev in events:  # the sequence was put in the op's place above

@@ -30,6 +30,9 @@
  * consumer (or a producer waiting for space) should look again.
  */
 #define DRASI_HOST_BUILD 1
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* PTHREAD_MUTEX_ADAPTIVE_NP */
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -166,12 +169,20 @@ uint64_t dh_chan_new(int kind, int flags, size_t capacity, size_t max_bytes,
                 free(ring);
                 return DH_NO_CHANNEL;
             }
+            /* Both sides hold a channel's lock for a few dozen instructions:
+             * spin a little before sleeping, where the platform can. */
+            pthread_mutexattr_t attr;
+            pthread_mutexattr_init(&attr);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+            pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
             for (size_t i = 0; i < DH_CHUNK_SLOTS; i++) {
-                pthread_mutex_init(&chunk[i].mu, NULL);
+                pthread_mutex_init(&chunk[i].mu, &attr);
                 pthread_cond_init(&chunk[i].not_empty, NULL);
                 pthread_cond_init(&chunk[i].not_full, NULL);
                 chunk[i].notify_fd = -1;
             }
+            pthread_mutexattr_destroy(&attr);
             __atomic_store_n(&dh_chunks[index / DH_CHUNK_SLOTS], chunk, __ATOMIC_RELEASE);
         }
         dh_slot_total++;
@@ -190,7 +201,7 @@ uint64_t dh_chan_new(int kind, int flags, size_t capacity, size_t max_bytes,
     s->max_payload = max_payload;
     s->ring = ring;
     s->head = s->count = 0;
-    s->wake_at = capacity >= 64 ? 16 : (capacity + 3) / 4;
+    s->wake_at = (capacity + 3) / 4; /* a quarter full: few wake-ups, room to spare */
     s->pullers_waiting = 0;
     memset(&s->fill, 0, sizeof s->fill);
     memset(&s->taken, 0, sizeof s->taken);

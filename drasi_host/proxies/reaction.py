@@ -31,7 +31,9 @@ results: the host does not know how to build them, and says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import anyio
@@ -51,7 +53,30 @@ __all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
 #: Results queued between the host and a reaction plugin per start.
 DEFAULT_RESULT_CAPACITY = 1024
 
-_checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
+_get_running_loop = asyncio._get_running_loop
+try:  # the check anyio.lowlevel.checkpoint_if_cancelled makes under asyncio
+    from anyio._backends._asyncio import AsyncIOBackend
+
+    _asyncio_checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
+        AsyncIOBackend.checkpoint_if_cancelled
+    )
+except (ImportError, AttributeError):  # pragma: no cover - another anyio layout
+    _asyncio_checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
+
+
+def _checkpoint_if_cancelled() -> Awaitable[None]:
+    """``anyio.lowlevel.checkpoint_if_cancelled()`` without finding the
+    backend through sniffio on every call (a third of the cost of queueing a
+    result): the running asyncio loop tells asyncio, no loop tells trio, and
+    the backend's own check runs."""
+    if _get_running_loop() is not None:
+        return _asyncio_checkpoint_if_cancelled()
+    trio = sys.modules.get("trio")
+    if trio is None:  # pragma: no cover - neither asyncio nor trio
+        return anyio.lowlevel.checkpoint_if_cancelled()
+    return trio.lowlevel.checkpoint_if_cancelled()  # type: ignore[no-any-return]
+
+
 #: Results encoded and pushed together by ``enqueue_query_results``.
 _CHUNK = 1024
 
