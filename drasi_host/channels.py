@@ -74,6 +74,9 @@ _INSERT = ChangeOp.INSERT
 _HAS_PAYLOAD = lib.DH_REC_HAS_PAYLOAD
 _ERRORS = lib.DH_REC_ERRORS
 _new = object.__new__
+_results_push = lib.dh_results_push
+_OK: int = lib.DH_OK
+_WAKE_OWED: int = lib.DH_WAKE_OWED
 
 
 class ChannelLimitError(DrasiHostError):
@@ -731,10 +734,10 @@ class ResultChannel:
         """Queue one document without blocking: ``DH_OK``, ``DH_FULL`` (the
         notifier fires once there is room), ``DH_CLOSED_OR_UNKNOWN`` or
         ``DH_NO_MEMORY``."""
-        rc = int(lib.dh_results_push(self.key, data, len(data)))
-        if rc == lib.DH_WAKE_OWED:
+        rc: int = _results_push(self.key, data, len(data))
+        if rc == _WAKE_OWED:
             self._owe_wake()
-            return int(lib.DH_OK)
+            return _OK
         return rc
 
     def push_many(self, documents: Sequence[bytes]) -> int:

@@ -77,6 +77,7 @@ def _checkpoint_if_cancelled() -> Awaitable[None]:
     return trio.lowlevel.checkpoint_if_cancelled()  # type: ignore[no-any-return]
 
 
+_DH_OK = lib.DH_OK
 #: Results encoded and pushed together by ``enqueue_query_results``.
 _CHUNK = 1024
 
@@ -222,10 +223,11 @@ class ReactionProxy(ComponentProxy):
         """
         await _checkpoint_if_cancelled()
         self._require_initialized("enqueue_query_result")
-        self._check_result(result, "enqueue_query_result")
+        if type(result) is not QueryResult or result.query_id not in self._query_id_set:
+            self._check_result(result, "enqueue_query_result")  # raises unless a subclass
         data = self._encode(self._codec_or_raise(), result)
         rc = self._results.push(data)
-        if rc != lib.DH_OK:
+        if rc != _DH_OK:
             await self._push_waiting(data, rc)
         return len(data)
 
