@@ -191,11 +191,14 @@ class ReactionProxy(ComponentProxy):
     def _encode(self, codec: PayloadCodec, result: QueryResult) -> bytes:
         data = codec.encode_query_result(result)
         if len(data) > MAX_PAYLOAD_SIZE:
-            raise PayloadFormatError(
-                f"{self.label}: query result of query {result.query_id!r} encodes to "
-                f"{len(data)} bytes, over the limit of {MAX_PAYLOAD_SIZE}"
-            )
+            raise self._too_large(result, len(data))
         return data
+
+    def _too_large(self, result: QueryResult, size: int) -> PayloadFormatError:
+        return PayloadFormatError(
+            f"{self.label}: query result of query {result.query_id!r} encodes to "
+            f"{size} bytes, over the limit of {MAX_PAYLOAD_SIZE}"
+        )
 
     def _check_result(self, result: object, operation: str) -> None:
         """The argument rules of the enqueue calls (before anything is queued)."""
@@ -222,10 +225,16 @@ class ReactionProxy(ComponentProxy):
         exceeds ``MAX_PAYLOAD_SIZE``.  A cancelled call has queued nothing.
         """
         await _checkpoint_if_cancelled()
-        self._require_initialized("enqueue_query_result")
+        if self._life.closing or self._state is None:
+            self._require_initialized("enqueue_query_result")
         if type(result) is not QueryResult or result.query_id not in self._query_id_set:
             self._check_result(result, "enqueue_query_result")  # raises unless a subclass
-        data = self._encode(self._codec_or_raise(), result)
+        codec = self._codec
+        if codec is None:
+            codec = self._codec_or_raise()
+        data = codec.encode_query_result(result)
+        if len(data) > MAX_PAYLOAD_SIZE:
+            raise self._too_large(result, len(data))
         rc = self._results.push(data)
         if rc != _DH_OK:
             await self._push_waiting(data, rc)
