@@ -240,7 +240,7 @@ class _Raw:
     """One batch taken from a channel (records, hint arena and payload
     arena, copied into ``bytes``) and how far it has been consumed."""
 
-    __slots__ = ("_parts", "errors", "hint_nuls", "hints", "n", "payloads", "pos", "records")
+    __slots__ = ("_parts", "errors", "hints", "n", "payloads", "pos", "records")
 
     def __init__(
         self,
@@ -249,14 +249,12 @@ class _Raw:
         payloads: bytes,
         n: int,
         flagged: int,
-        hint_nuls: int,
     ) -> None:
         self.records = records
         self.hints = hints
         self.payloads = payloads
         self.n = n
         self.pos = 0
-        self.hint_nuls = hint_nuls
         self._parts: list[str] | None = None
         self.errors: collections.deque[int] = collections.deque()
         if flagged:
@@ -278,13 +276,17 @@ class _Raw:
 
     def hint_strings(self, start: int, stop: int) -> list[str]:
         """Source id, label and entity id of records ``start:stop``, flat."""
-        if not self.hint_nuls:
-            # Every hint ends with a NUL byte: one decode and one split (on
-            # first use) give all of them; decoding whole or per hint is the
-            # same, NUL being ASCII.
-            parts = self._parts
-            if parts is None:
-                parts = self._parts = self.hints.decode("utf-8", "replace").split("\0")
+        parts = self._parts
+        if parts is None:
+            # Every hint ends with a NUL byte: unless a hint holds one too,
+            # one decode and one split give all of them (decoding whole or
+            # per hint is the same, NUL being ASCII).
+            hints = self.hints
+            if hints.count(0) == 3 * self.n:
+                parts = self._parts = hints.decode("utf-8", "replace").split("\0")
+            else:
+                parts = self._parts = []  # NULs inside hints: per record
+        if parts:
             return parts[3 * start : 3 * stop]
         out: list[str] = []
         hints = self.hints
@@ -368,7 +370,6 @@ class EventChannel:
             ffi.buffer(out.payloads, out.npayloads)[:] if out.npayloads else b"",
             int(n),
             int(out.flagged),
-            int(out.hint_nuls),
         )
         return raw
 

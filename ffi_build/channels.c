@@ -67,7 +67,7 @@ typedef struct dh_evbuf {
     size_t nhints, hints_cap;
     uint8_t *payloads;
     size_t npayloads, payloads_cap;
-    size_t flagged, hint_nuls;
+    size_t flagged;
 } dh_evbuf;
 
 typedef struct dh_slot {
@@ -428,20 +428,17 @@ static bool dh_event_push(uint64_t key, int kind, dh_incoming *in) {
     }
     rec.hint_offset = (uint32_t)b->nhints;
     rec.payload_offset = (uint32_t)b->npayloads;
+    /* Hints are copied as they are: the consumer finds NUL bytes inside
+     * them (more NULs than three per record) off the plugin's thread. */
     uint8_t *dst = b->hints + b->nhints;
-    int nul = 0;
     for (int h = 0; h < 3; h++) {
-        if (hl[h]) {
-            memcpy(dst, in->hints[h].ptr, hl[h]);
-            nul |= memchr(dst, 0, hl[h]) != NULL;
-        }
+        if (hl[h]) memcpy(dst, in->hints[h].ptr, hl[h]);
         dst[hl[h]] = 0;
         dst += hl[h] + 1;
     }
     if (plen) memcpy(b->payloads + b->npayloads, pdata, plen);
     b->nhints += hneed;
     b->npayloads += plen;
-    b->hint_nuls += (size_t)nul;
     if (rec.flags & DH_REC_ERRORS) b->flagged++;
     b->recs[b->nrec++] = rec;
     s->pushed++;
@@ -555,7 +552,7 @@ int64_t dh_events_take(uint64_t key, DhEventBatch *out) {
     int64_t n = 0;
     if (s->fill.nrec > 0) {
         dh_evbuf done = s->taken;
-        done.nrec = done.nhints = done.npayloads = done.flagged = done.hint_nuls = 0;
+        done.nrec = done.nhints = done.npayloads = done.flagged = 0;
         s->taken = s->fill;
         s->fill = done;
         n = (int64_t)s->taken.nrec;
@@ -566,7 +563,6 @@ int64_t dh_events_take(uint64_t key, DhEventBatch *out) {
         out->payloads = s->taken.payloads;
         out->npayloads = s->taken.npayloads;
         out->flagged = s->taken.flagged;
-        out->hint_nuls = s->taken.hint_nuls;
         if (s->producer_waiting) pthread_cond_broadcast(&s->not_full);
     }
     if (s->fill.nrec == 0 && (s->eos || s->state != DH_OPEN)) out->ended = 1;
