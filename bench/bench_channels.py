@@ -16,7 +16,9 @@ copying the payload, with no Python and no channel.
   memory        RSS every 10% of ``--soak`` events, with a slow consumer that
                 decodes every event's ``.change`` and sleeps every 1000 events
   results       ``enqueue_query_result`` one at a time, and
-                ``enqueue_query_results`` in lists of 1000, into the fixture
+                ``enqueue_query_results`` in lists of 1000, of distinct
+                results (each its own timestamp and row, built before the
+                clock starts), into the fixture
                 reaction's pull loop; beside the native C producer feeding the
                 same plugin (``native_consumer results``).  A diagnostic line
                 shows the channel alone: one document encoded once and pushed
@@ -37,7 +39,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +123,20 @@ async def _events(
 
 # ---- results --------------------------------------------------------------------
 
-_RESULT = QueryResult(
-    "q1",
-    datetime(2026, 11, 28, 7, 30, tzinfo=timezone.utc),
-    [ResultDiff.add({"id": "n1", "name": "Ada", "age": 36})],
-)
+_EPOCH = datetime(2026, 11, 28, 7, 30, tzinfo=timezone.utc)
+
+
+def _make_results(n: int) -> list[QueryResult]:
+    """``n`` distinct results, as a real query produces them: each has its
+    own timestamp (microseconds apart) and its own row."""
+    return [
+        QueryResult(
+            "q1",
+            _EPOCH + timedelta(microseconds=7 * i + 1),
+            [ResultDiff.add({"id": f"n{i}", "name": "Ada", "age": i % 100})],
+        )
+        for i in range(n)
+    ]
 
 
 async def _results_channel_only(lib: Path, n: int) -> float:
@@ -138,7 +149,7 @@ async def _results_channel_only(lib: Path, n: int) -> float:
     async with reaction:
         await reaction.initialize(ReactionRuntimeContext("bench", "bench-reaction"))
         await reaction.start()
-        document = reaction._encode(reaction._codec_or_raise(), _RESULT)
+        document = reaction._encode(reaction._codec_or_raise(), _make_results(1)[0])
         documents = [document] * 1000
         started = time.perf_counter()
         for _ in range(n // 1000):
@@ -152,22 +163,20 @@ async def _results_channel_only(lib: Path, n: int) -> float:
 
 
 async def _results(lib: Path, n: int, batched: bool) -> float:
+    results = _make_results(n)  # built before the clock starts
     plugin = load_plugin(lib, CallbackContext("bench"))
     reaction = await plugin.reaction_plugins[0].create_reaction(
         "bench-reaction", ["q1"], {"record": "count"}
     )
-    result = _RESULT
     async with reaction:
         await reaction.initialize(ReactionRuntimeContext("bench", "bench-reaction"))
         await reaction.start()
         started = time.perf_counter()
         if batched:
-            chunk = [result] * 1000
-            for _ in range(n // 1000):
-                await reaction.enqueue_query_results(chunk)
-            await reaction.enqueue_query_results([result] * (n % 1000))
+            for i in range(0, n, 1000):
+                await reaction.enqueue_query_results(results[i : i + 1000])
         else:
-            for _ in range(n):
+            for result in results:
                 await reaction.enqueue_query_result(result)
         if not await reaction.flush(timeout=60):
             raise RuntimeError("the reaction did not pull every result")

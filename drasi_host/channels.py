@@ -74,6 +74,9 @@ _INSERT = ChangeOp.INSERT
 _HAS_PAYLOAD = lib.DH_REC_HAS_PAYLOAD
 _ERRORS = lib.DH_REC_ERRORS
 _new = object.__new__
+_results_push = lib.dh_results_push
+_OK: int = lib.DH_OK
+_WAKE_OWED: int = lib.DH_WAKE_OWED
 
 
 class ChannelLimitError(DrasiHostError):
@@ -237,7 +240,7 @@ class _Raw:
     """One batch taken from a channel (records, hint arena and payload
     arena, copied into ``bytes``) and how far it has been consumed."""
 
-    __slots__ = ("_parts", "errors", "hint_nuls", "hints", "n", "payloads", "pos", "records")
+    __slots__ = ("_parts", "errors", "hints", "n", "payloads", "pos", "records")
 
     def __init__(
         self,
@@ -246,14 +249,12 @@ class _Raw:
         payloads: bytes,
         n: int,
         flagged: int,
-        hint_nuls: int,
     ) -> None:
         self.records = records
         self.hints = hints
         self.payloads = payloads
         self.n = n
         self.pos = 0
-        self.hint_nuls = hint_nuls
         self._parts: list[str] | None = None
         self.errors: collections.deque[int] = collections.deque()
         if flagged:
@@ -275,13 +276,17 @@ class _Raw:
 
     def hint_strings(self, start: int, stop: int) -> list[str]:
         """Source id, label and entity id of records ``start:stop``, flat."""
-        if not self.hint_nuls:
-            # Every hint ends with a NUL byte: one decode and one split (on
-            # first use) give all of them; decoding whole or per hint is the
-            # same, NUL being ASCII.
-            parts = self._parts
-            if parts is None:
-                parts = self._parts = self.hints.decode("utf-8", "replace").split("\0")
+        parts = self._parts
+        if parts is None:
+            # Every hint ends with a NUL byte: unless a hint holds one too,
+            # one decode and one split give all of them (decoding whole or
+            # per hint is the same, NUL being ASCII).
+            hints = self.hints
+            if hints.count(0) == 3 * self.n:
+                parts = self._parts = hints.decode("utf-8", "replace").split("\0")
+            else:
+                parts = self._parts = []  # NULs inside hints: per record
+        if parts:
             return parts[3 * start : 3 * stop]
         out: list[str] = []
         hints = self.hints
@@ -365,7 +370,6 @@ class EventChannel:
             ffi.buffer(out.payloads, out.npayloads)[:] if out.npayloads else b"",
             int(n),
             int(out.flagged),
-            int(out.hint_nuls),
         )
         return raw
 
@@ -443,6 +447,7 @@ class EventChannel:
                 ev._start = a
                 ev._end = b
                 ev._codec = codec
+                ev._decoded = False
                 append(ev)
         else:
             for ts, op, source_id, label, entity_id in zip(
@@ -456,6 +461,7 @@ class EventChannel:
                 ev.op = op
                 ev._payload = None
                 ev._codec = None
+                ev._decoded = False
                 append(ev)
         if self.bootstrap:
             for ev in events:  # the sequence was put in the op's place above
@@ -729,10 +735,10 @@ class ResultChannel:
         """Queue one document without blocking: ``DH_OK``, ``DH_FULL`` (the
         notifier fires once there is room), ``DH_CLOSED_OR_UNKNOWN`` or
         ``DH_NO_MEMORY``."""
-        rc = int(lib.dh_results_push(self.key, data, len(data)))
-        if rc == lib.DH_WAKE_OWED:
+        rc: int = _results_push(self.key, data, len(data))
+        if rc == _WAKE_OWED:
             self._owe_wake()
-            return int(lib.DH_OK)
+            return _OK
         return rc
 
     def push_many(self, documents: Sequence[bytes]) -> int:

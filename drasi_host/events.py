@@ -38,6 +38,7 @@ class SourceEventWrapper:
     __slots__ = (
         "_change",
         "_codec",
+        "_decoded",
         "_end",
         "_payload",
         "_start",
@@ -48,7 +49,10 @@ class SourceEventWrapper:
         "timestamp_us",
     )
 
+    #: Set (with ``_decoded``) by the first ``.change``; a flag rather than
+    #: a missing attribute, so the first read raises nothing.
     _change: SourceChange | None
+    _decoded: bool
     #: The payload itself (``_end < 0``), or the arena it is sliced from.
     _payload: bytes | None
 
@@ -62,7 +66,7 @@ class SourceEventWrapper:
         payload: bytes | None,
         codec: PayloadCodec | None,
     ) -> None:
-        # `_change` is left unset: the first `.change` fills it in.
+        self._decoded = False  # the first `.change` decodes
         self.source_id = source_id
         self.timestamp_us = timestamp_us
         self.op = op
@@ -86,10 +90,8 @@ class SourceEventWrapper:
     def change(self) -> SourceChange | None:
         """The decoded :class:`~drasi_host.models.SourceChange` (None for
         opaque payloads)."""
-        try:
+        if self._decoded:
             return self._change
-        except AttributeError:
-            pass
         codec = self._codec
         payload = self.payload
         if codec is None or payload is None:
@@ -103,6 +105,7 @@ class SourceEventWrapper:
                     f"payload for entity {self.entity_id!r}: {exc}"
                 ) from exc
         self._change = change
+        self._decoded = True
         return change
 
     def payload_for(self, codec: PayloadCodec) -> bytes:
@@ -159,6 +162,7 @@ class BootstrapEvent(SourceEventWrapper):
         codec: PayloadCodec | None,
         sequence: int,
     ) -> None:
+        self._decoded = False
         self.source_id = source_id
         self.timestamp_us = timestamp_us
         self.op = op
@@ -194,6 +198,7 @@ class BootstrapEvent(SourceEventWrapper):
             sequence,
         )
         event._change = change
+        event._decoded = True
         return event
 
     def __repr__(self) -> str:

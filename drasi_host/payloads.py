@@ -591,6 +591,54 @@ def _query_result_from_wire(wire: _QueryResultWire, check_values: bool) -> Query
     return QueryResult(wire.query_id, timestamp, results, metadata)
 
 
+def _writes_as_is(result: QueryResult) -> bool:
+    """Whether ``result`` itself, written field by field, is its query result
+    document: a plain :class:`QueryResult` whose timestamp is an aware UTC
+    ``datetime`` with microseconds (written ``...T07:30:00.123456Z``), whose
+    diffs have exactly their kind's fields (an aggregation's ``before`` set)
+    and whose values are all JSON values.  Anything else (and every error)
+    takes the general path."""
+    if type(result) is not QueryResult:
+        return False
+    timestamp = result.timestamp
+    if timestamp.__class__ is not datetime or timestamp.tzinfo is not _UTC:
+        return False
+    if not timestamp.microsecond:
+        return False
+    metadata = result.metadata
+    if metadata and not _is_encodable(metadata):
+        return False
+    for diff in result.results:
+        if diff.__class__ is not ResultDiff:
+            return False
+        kind = diff.type
+        data = diff.data
+        if kind == "ADD" or kind == "DELETE":
+            if (
+                data is None
+                or diff.before is not None
+                or diff.after is not None
+                or diff.grouping_keys is not None
+                or not _is_encodable(data)
+            ):
+                return False
+        elif kind == "noop":
+            if not _diff_is_canonical(diff):
+                return False
+        else:  # UPDATE, aggregation
+            before = diff.before
+            after = diff.after
+            if (
+                before is None
+                or not _diff_is_canonical(diff)
+                or not _is_encodable(before)
+                or not _is_encodable(after)
+                or (data is not None and not _is_encodable(data))
+            ):
+                return False
+    return True
+
+
 def _diff_out(diff: ResultDiff, index: int) -> Any:
     """What the encoders write for ``diff``: the diff itself when its fields
     give the document shape, else the document as a dict."""
@@ -619,6 +667,10 @@ class PayloadCodec(abc.ABC):
     media_type: str
     #: Whether decoded documents may hold non-JSON values (checked then).
     _check_values: bool = False
+    #: Whether ``_encode`` writes a :class:`QueryResult` that
+    #: :func:`_writes_as_is` accepts exactly as its document (JSON does:
+    #: msgspec writes such a timestamp in the document's form).
+    _encode_result_directly: bool = False
     _encode: Any = None
     _change_decoder: Any = None
     _result_decoder: Any = None
@@ -664,6 +716,10 @@ class PayloadCodec(abc.ABC):
 
     def encode_query_result(self, result: QueryResult) -> bytes:
         """``result`` as a query result payload."""
+        if self._encode_result_directly and _writes_as_is(result):
+            encode = self._encode
+            if encode is not None:
+                return encode(result)  # type: ignore[no-any-return]
         try:
             if self._encode is None:
                 return self.dump_document(query_result_to_document(result))
@@ -728,6 +784,7 @@ class JsonCodec(PayloadCodec):
     overflow would turn into one); integers of any size are kept exact."""
 
     media_type = JSON_FORMAT
+    _encode_result_directly = True
     _encode = msgspec.json.Encoder().encode
     _change_decoder = msgspec.json.Decoder(_ChangeWire)
     _result_decoder = msgspec.json.Decoder(_QueryResultWire)

@@ -30,6 +30,9 @@
  * consumer (or a producer waiting for space) should look again.
  */
 #define DRASI_HOST_BUILD 1
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* PTHREAD_MUTEX_ADAPTIVE_NP */
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -64,7 +67,7 @@ typedef struct dh_evbuf {
     size_t nhints, hints_cap;
     uint8_t *payloads;
     size_t npayloads, payloads_cap;
-    size_t flagged, hint_nuls;
+    size_t flagged;
 } dh_evbuf;
 
 typedef struct dh_slot {
@@ -166,12 +169,20 @@ uint64_t dh_chan_new(int kind, int flags, size_t capacity, size_t max_bytes,
                 free(ring);
                 return DH_NO_CHANNEL;
             }
+            /* Both sides hold a channel's lock for a few dozen instructions:
+             * spin a little before sleeping, where the platform can. */
+            pthread_mutexattr_t attr;
+            pthread_mutexattr_init(&attr);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+            pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
             for (size_t i = 0; i < DH_CHUNK_SLOTS; i++) {
-                pthread_mutex_init(&chunk[i].mu, NULL);
+                pthread_mutex_init(&chunk[i].mu, &attr);
                 pthread_cond_init(&chunk[i].not_empty, NULL);
                 pthread_cond_init(&chunk[i].not_full, NULL);
                 chunk[i].notify_fd = -1;
             }
+            pthread_mutexattr_destroy(&attr);
             __atomic_store_n(&dh_chunks[index / DH_CHUNK_SLOTS], chunk, __ATOMIC_RELEASE);
         }
         dh_slot_total++;
@@ -190,7 +201,7 @@ uint64_t dh_chan_new(int kind, int flags, size_t capacity, size_t max_bytes,
     s->max_payload = max_payload;
     s->ring = ring;
     s->head = s->count = 0;
-    s->wake_at = capacity >= 64 ? 16 : (capacity + 3) / 4;
+    s->wake_at = (capacity + 3) / 4; /* a quarter full: few wake-ups, room to spare */
     s->pullers_waiting = 0;
     memset(&s->fill, 0, sizeof s->fill);
     memset(&s->taken, 0, sizeof s->taken);
@@ -417,20 +428,17 @@ static bool dh_event_push(uint64_t key, int kind, dh_incoming *in) {
     }
     rec.hint_offset = (uint32_t)b->nhints;
     rec.payload_offset = (uint32_t)b->npayloads;
+    /* Hints are copied as they are: the consumer finds NUL bytes inside
+     * them (more NULs than three per record) off the plugin's thread. */
     uint8_t *dst = b->hints + b->nhints;
-    int nul = 0;
     for (int h = 0; h < 3; h++) {
-        if (hl[h]) {
-            memcpy(dst, in->hints[h].ptr, hl[h]);
-            nul |= memchr(dst, 0, hl[h]) != NULL;
-        }
+        if (hl[h]) memcpy(dst, in->hints[h].ptr, hl[h]);
         dst[hl[h]] = 0;
         dst += hl[h] + 1;
     }
     if (plen) memcpy(b->payloads + b->npayloads, pdata, plen);
     b->nhints += hneed;
     b->npayloads += plen;
-    b->hint_nuls += (size_t)nul;
     if (rec.flags & DH_REC_ERRORS) b->flagged++;
     b->recs[b->nrec++] = rec;
     s->pushed++;
@@ -544,7 +552,7 @@ int64_t dh_events_take(uint64_t key, DhEventBatch *out) {
     int64_t n = 0;
     if (s->fill.nrec > 0) {
         dh_evbuf done = s->taken;
-        done.nrec = done.nhints = done.npayloads = done.flagged = done.hint_nuls = 0;
+        done.nrec = done.nhints = done.npayloads = done.flagged = 0;
         s->taken = s->fill;
         s->fill = done;
         n = (int64_t)s->taken.nrec;
@@ -555,7 +563,6 @@ int64_t dh_events_take(uint64_t key, DhEventBatch *out) {
         out->payloads = s->taken.payloads;
         out->npayloads = s->taken.npayloads;
         out->flagged = s->taken.flagged;
-        out->hint_nuls = s->taken.hint_nuls;
         if (s->producer_waiting) pthread_cond_broadcast(&s->not_full);
     }
     if (s->fill.nrec == 0 && (s->eos || s->state != DH_OPEN)) out->ended = 1;

@@ -62,7 +62,6 @@ typedef struct DhEventBatch {
     const uint8_t *payloads;
     size_t npayloads;
     size_t flagged;   /* records with DH_REC_ERRORS flags */
-    size_t hint_nuls; /* records whose hints contain a NUL byte */
     int ended;
 } DhEventBatch;
 

@@ -18,6 +18,7 @@ arena, copied on push) and waits through ``dh_chan_arm_consumer`` and a
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import re
@@ -38,7 +39,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drasi_host._abi import ffi, lib
-from drasi_host.channels import Notifier, ResultChannel
+from drasi_host.channels import EventBatch, EventChannel, Notifier, ResultChannel
 from drasi_host.errors import ClosedError
 
 pytestmark = [
@@ -1106,3 +1107,50 @@ def test_push_many_on_a_full_ring_takes_nothing_and_arms(rig: Rig, helper: Helpe
     assert helper.lib.pull_n(addr(lib.dh_result_pull_ptr()), key, 2) == 0
     assert lib.dh_results_push_many(key, data, lens, 3) == 2
     assert stats(key).queued == 4
+
+
+_libc = cffi.FFI()
+_libc.cdef("void *malloc(size_t size);")
+_C = _libc.dlopen(None)
+
+
+def _push_hinted(channel: Any, hints: list[tuple[bytes, bytes, bytes]]) -> None:
+    """Push events with these routing hints through the real push callback
+    (the envelope comes from malloc: the callback frees it)."""
+    for i, texts in enumerate(hints):
+        keep = [ffi.new("char[]", text) for text in texts]
+        event = ffi.cast("FfiSourceEvent *", _C.malloc(ffi.sizeof("FfiSourceEvent")))
+        event.opaque = ffi.NULL
+        event.timestamp_us = i
+        event.op = 0
+        for field, text, ptr in zip(("source_id", "label", "entity_id"), texts, keep, strict=True):
+            setattr(event, field, (ptr, len(text)))
+        event.drop_fn = ffi.NULL
+        assert lib.dh_change_push(channel.ctx, event) is True
+
+
+@pytest.mark.parametrize("nul_at", [None, 0, 1, 3])
+def test_hints_holding_nul_bytes_keep_their_place(nul_at: int | None) -> None:
+    """Hints are copied as they are; a NUL byte inside one (found by the
+    consumer) sends the batch down the per-record path, with the same
+    strings in the same order."""
+    hints = [(b"src", f"L{i}".encode(), f"e{i}".encode()) for i in range(5)]
+    if nul_at is not None:
+        hints[nul_at] = (b"s\0rc", b"\0", b"e\0\0x")
+    channel = EventChannel(lib.DH_KIND_SOURCE_EVENTS, None, "nul test")
+    try:
+        _push_hinted(channel, hints)
+        got: collections.deque[Any] = collections.deque()
+        assert channel.drain(got, 2) == 0  # two now, the rest from the same batch
+        channel.drain(got)
+        assert [(e.source_id, e.label, e.entity_id) for e in got] == [
+            tuple(h.decode() for h in hint) for hint in hints
+        ]
+        _push_hinted(channel, hints)
+        batch = channel.take_batch(100)
+        assert isinstance(batch, EventBatch)
+        assert list(batch.labels) == [h[1].decode() for h in hints]
+        assert list(batch.entity_ids) == [h[2].decode() for h in hints]
+    finally:
+        channel.close()
+        channel.release()

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import pickle
+import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -417,3 +418,66 @@ def test_encoding_errors_name_the_bad_value(codec: PayloadCodec) -> None:
         codec.encode_query_result(result)
     with pytest.raises(PayloadFormatError, match=r"metadata\.m is set"):
         codec.encode_query_result(QueryResult("q", datetime(2026, 1, 1), [], {"m": {1}}))
+
+
+class _GeneralJson(JsonCodec):
+    """The JSON codec without its direct way of writing query results."""
+
+    _encode_result_directly = False
+
+
+@given(query_results())
+def test_query_results_written_directly_match_the_general_path(result: QueryResult) -> None:
+    # timestamps() gives UTC datetimes with microseconds among others: the
+    # direct path runs for those and must write the same bytes.
+    assert JsonCodec().encode_query_result(result) == _GeneralJson().encode_query_result(result)
+
+
+_STAMP = datetime(2026, 11, 28, 7, 30, 0, 123456, tzinfo=timezone.utc)
+
+
+def test_which_query_results_are_written_directly() -> None:
+    plain = QueryResult("q", _STAMP, [ResultDiff.add({"a": 1})], {"m": [1, 2.5]})
+    assert payloads._writes_as_is(plain)
+    assert payloads._writes_as_is(
+        QueryResult(
+            "q",
+            _STAMP,
+            [
+                ResultDiff.update({"a": 1}, {"a": 0}, {"a": 1}, ["a"]),
+                ResultDiff.aggregation({"n": 1}, {"n": 2}),
+                ResultDiff.noop(),
+                ResultDiff.delete({"a": (1, 2)}),
+            ],
+        )
+    )
+    not_direct = [
+        QueryResult("q", _STAMP.replace(microsecond=0), []),  # msgspec drops ".000000"
+        QueryResult("q", _STAMP.astimezone(timezone(timedelta(hours=2))), []),
+        QueryResult("q", _STAMP, [ResultDiff.aggregation(None, {"n": 1})]),  # before: null
+        QueryResult("q", _STAMP, [ResultDiff.add({"a": float("nan")})]),
+        QueryResult("q", _STAMP, [ResultDiff.add({1: "a"})]),  # type: ignore[dict-item]
+        QueryResult("q", _STAMP, [ResultDiff.update({"a": 1}, {"b": {1, 2}}, {"a": 1})]),
+        QueryResult("q", _STAMP, [], {"m": float("inf")}),
+        QueryResult("q", _STAMP, [ResultDiff("ADD", None)]),  # not the ADD shape
+    ]
+    for result in not_direct:
+        assert not payloads._writes_as_is(result), result
+
+
+@pytest.mark.parametrize(
+    ("result", "where"),
+    [
+        (QueryResult("q", _STAMP, [ResultDiff.add({"a": float("nan")})]), "results[0].data.a"),
+        (QueryResult("q", _STAMP, [], {"m": [float("-inf")]}), "metadata.m[0]"),
+        (
+            QueryResult("q", _STAMP, [ResultDiff.noop(), ResultDiff.add({"s": {1}})]),
+            "results[1].data.s",
+        ),
+    ],
+)
+def test_results_that_are_not_written_directly_keep_their_errors(
+    result: QueryResult, where: str
+) -> None:
+    with pytest.raises(PayloadFormatError, match=re.escape(where)):
+        JsonCodec().encode_query_result(result)

@@ -401,3 +401,31 @@ async def test_finalizer_releases_an_unclosed_reaction(reaction_lib: Path, stats
     d = stats.delta()
     assert d["reactions_dropped"] == 1
     assert d["results_received"] == d["results_released"]
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_enqueue_queues_nothing(make_reaction: Callable[..., Any]) -> None:
+    """The cancellation check of both enqueue calls (made without asking
+    sniffio for the backend) sees a scope cancelled before the call, also
+    one nested in a shielded scope, and queues nothing."""
+    reaction = await make_reaction({"record": "store"}, store=SlowStore(delay=0.05))
+    await reaction.start()
+    results = make_results(3)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await reaction.enqueue_query_result(results[0])
+        pytest.fail("a cancelled enqueue_query_result returned")
+    with anyio.CancelScope(shield=True):
+        with anyio.CancelScope() as inner:
+            inner.cancel()
+            await reaction.enqueue_query_results(results)
+            pytest.fail("a cancelled enqueue_query_results returned")
+    assert scope.cancelled_caught and inner.cancelled_caught
+    assert reaction.pending == 0
+    # A scope whose deadline has passed counts as cancelled too.
+    with anyio.move_on_after(0) as late:
+        await reaction.enqueue_query_result(results[0])
+    assert late.cancelled_caught and reaction.pending == 0
+    # Not cancelled: queued.
+    assert await reaction.enqueue_query_result(results[0]) > 0
+    assert await reaction.enqueue_query_results(results[1:]) == 2

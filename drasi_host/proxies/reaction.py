@@ -31,7 +31,9 @@ results: the host does not know how to build them, and says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import anyio
@@ -51,7 +53,31 @@ __all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
 #: Results queued between the host and a reaction plugin per start.
 DEFAULT_RESULT_CAPACITY = 1024
 
-_checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
+_get_running_loop = asyncio._get_running_loop
+try:  # the check anyio.lowlevel.checkpoint_if_cancelled makes under asyncio
+    from anyio._backends._asyncio import AsyncIOBackend
+
+    _asyncio_checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
+        AsyncIOBackend.checkpoint_if_cancelled
+    )
+except (ImportError, AttributeError):  # pragma: no cover - another anyio layout
+    _asyncio_checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
+
+
+def _checkpoint_if_cancelled() -> Awaitable[None]:
+    """``anyio.lowlevel.checkpoint_if_cancelled()`` without finding the
+    backend through sniffio on every call (a third of the cost of queueing a
+    result): the running asyncio loop tells asyncio, no loop tells trio, and
+    the backend's own check runs."""
+    if _get_running_loop() is not None:
+        return _asyncio_checkpoint_if_cancelled()
+    trio = sys.modules.get("trio")
+    if trio is None:  # pragma: no cover - neither asyncio nor trio
+        return anyio.lowlevel.checkpoint_if_cancelled()
+    return trio.lowlevel.checkpoint_if_cancelled()  # type: ignore[no-any-return]
+
+
+_DH_OK = lib.DH_OK
 #: Results encoded and pushed together by ``enqueue_query_results``.
 _CHUNK = 1024
 
@@ -165,11 +191,14 @@ class ReactionProxy(ComponentProxy):
     def _encode(self, codec: PayloadCodec, result: QueryResult) -> bytes:
         data = codec.encode_query_result(result)
         if len(data) > MAX_PAYLOAD_SIZE:
-            raise PayloadFormatError(
-                f"{self.label}: query result of query {result.query_id!r} encodes to "
-                f"{len(data)} bytes, over the limit of {MAX_PAYLOAD_SIZE}"
-            )
+            raise self._too_large(result, len(data))
         return data
+
+    def _too_large(self, result: QueryResult, size: int) -> PayloadFormatError:
+        return PayloadFormatError(
+            f"{self.label}: query result of query {result.query_id!r} encodes to "
+            f"{size} bytes, over the limit of {MAX_PAYLOAD_SIZE}"
+        )
 
     def _check_result(self, result: object, operation: str) -> None:
         """The argument rules of the enqueue calls (before anything is queued)."""
@@ -196,11 +225,18 @@ class ReactionProxy(ComponentProxy):
         exceeds ``MAX_PAYLOAD_SIZE``.  A cancelled call has queued nothing.
         """
         await _checkpoint_if_cancelled()
-        self._require_initialized("enqueue_query_result")
-        self._check_result(result, "enqueue_query_result")
-        data = self._encode(self._codec_or_raise(), result)
+        if self._life.closing or self._state is None:
+            self._require_initialized("enqueue_query_result")
+        if type(result) is not QueryResult or result.query_id not in self._query_id_set:
+            self._check_result(result, "enqueue_query_result")  # raises unless a subclass
+        codec = self._codec
+        if codec is None:
+            codec = self._codec_or_raise()
+        data = codec.encode_query_result(result)
+        if len(data) > MAX_PAYLOAD_SIZE:
+            raise self._too_large(result, len(data))
         rc = self._results.push(data)
-        if rc != lib.DH_OK:
+        if rc != _DH_OK:
             await self._push_waiting(data, rc)
         return len(data)
 
