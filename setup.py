@@ -4,11 +4,11 @@ Compiles the cffi extensions ``drasi_host._ffi`` (the 0.4 ABI, from
 ``ffi_build/build_ffi.py``) and ``drasi_host._ffi013`` (the FFI 0.13 ABI, from
 ``ffi_build/build_ffi013.py``), out-of-line and in API mode, for the stable
 ABI: one ``cp310-abi3`` wheel serves CPython 3.10 and later.  It also bundles
-into the package the ABI headers of both generations (``drasi_host/include``) and the C sources of the demo plugins
-(``drasi_host/_demo``), so that ``drasi-host demo`` can compile them on a
-machine that only has the wheel and a C compiler.  Only the files the demo
-fixtures name in ``plugins_fixture/build.py`` are bundled, never the other
-test plugins.
+into the package the ABI headers of both generations (``drasi_host/include``)
+and the C sources of the demo plugins (``drasi_host/_demo``), so that
+``drasi-host demo`` can compile them on a machine that only has the wheel and
+a C compiler.  Only the files the demo fixtures name in
+``plugins_fixture/build.py`` are bundled, never the other test plugins.
 """
 
 from __future__ import annotations
