@@ -14,12 +14,14 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 SUITES = (
+    "test_native.py",
     "test_source.py",
     "test_receivers.py",
     "test_channels.py",
     "test_reaction.py",
     "test_bootstrap.py",
     "test_hostile_boundary.py",
+    "test_memstore.py",
 )
 
 
