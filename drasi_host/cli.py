@@ -3,8 +3,10 @@
 ``inspect`` loads plugin libraries and prints what they contain; ``schema``
 prints a factory's configuration schema; ``tail`` runs a source plugin and
 prints its events; ``demo`` runs a source → Python → reaction pipeline end to
-end; ``pull``, ``verify`` and ``search`` talk to an OCI plugin registry (they
-need the ``registry`` extra: ``pip install 'drasi-host[registry]'``).
+end; ``pull``, ``verify``, ``search``, ``install``, ``list``, ``remove`` and
+``lock check`` work with an OCI plugin registry and a plugin directory's
+lockfile (:mod:`.registry_args` defines their arguments; running them needs
+the ``registry`` extra: ``pip install 'drasi-host[registry]'``).
 
 Every failure ends with one ``drasi-host: error: ...`` line on stderr and a
 non-zero exit status; ``--debug`` adds the traceback.
@@ -25,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from . import __version__, loader
+from . import __version__, loader, registry_args
 from .demo import run_demo
 from .errors import ConfigurationError, DrasiHostError
 from .loader import HOST_SDK_VERSION, host_target_triple, load_plugin
@@ -250,31 +252,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registry_unavailable(sub: Any, missing: str) -> None:
-    """Registry commands without the registry extra: ``--help`` and every
-    use say what to install."""
-    hint = f"needs the 'registry' extra: pip install 'drasi-host[registry]' ({missing})"
-
-    def unavailable(args: argparse.Namespace) -> int:
-        raise DrasiHostError(f"drasi-host {args.command} {hint}")
-
-    for name, what in (
-        ("pull", "download a plugin from an OCI registry"),
-        ("verify", "verify a plugin's signature"),
-        ("search", "search the plugin directory"),
-        ("install", "install plugins into a directory and record them in its lockfile"),
-        ("list", "list the plugins a directory's lockfile records"),
-        ("remove", "remove an installed plugin and its lockfile entry"),
-        ("lock", "check installed plugins against their lockfile"),
-    ):
-        q = sub.add_parser(
-            name,
-            help=f"{what} (needs the registry extra)",
-            description=f"{what.capitalize()}. This command {hint}.",
-        )
-        q.set_defaults(func=unavailable, takes_any_arguments=True)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drasi-host", description="Host tools for Drasi plugins.")
     parser.add_argument(
@@ -367,12 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_demo)
 
-    try:
-        from .registry.cli import add_commands
-    except ImportError as exc:  # the registry extra is not installed
-        _registry_unavailable(sub, str(exc))
-    else:
-        add_commands(sub)
+    registry_args.add_commands(sub)
     return parser
 
 

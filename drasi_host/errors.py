@@ -133,7 +133,7 @@ class IncompatiblePluginError(PluginLoadError):
 
 class PluginIntegrityError(PluginLoadError):
     """A plugin file does not match its lockfile entry (changed, not listed,
-    or missing); it was not opened."""
+    or missing); it was not loaded."""
 
 
 class PluginCallError(DrasiHostError):

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import platform
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +33,7 @@ from ._native import NativeResource, drop_vtable, run_on_drop_thread
 from .errors import (
     DrasiHostError,
     IncompatiblePluginError,
+    PluginIntegrityError,
     PluginLoadError,
     PluginProtocolError,
 )
@@ -251,13 +254,25 @@ class PluginLoader:
     def load_plugin(self, path: Path | str, callbacks: CallbackContext) -> LoadedPlugin:
         """Load one library; raises :class:`PluginLoadError` (or a subclass:
         :class:`PluginIntegrityError` when the lockfile refuses the file, which
-        is then never opened), :class:`PluginProtocolError` or
-        :class:`PayloadFormatError`."""
+        is then never ``dlopen``ed), :class:`PluginProtocolError` or
+        :class:`PayloadFormatError`.  With a lockfile the file is opened once,
+        and that open file is both hashed and loaded (see :func:`_open_locked`)."""
         path = Path(path)
-        if self.config.lockfile is not None:
-            # Re-read on every load: a lockfile changed since the last load counts.
-            PluginLockfile.load(self.config.lockfile).verify(path)
-        return load_plugin(path, callbacks)
+        if self.config.lockfile is None:
+            return load_plugin(path, callbacks)
+        # Re-read on every load: a lockfile changed since the last load counts.
+        lock = PluginLockfile.load(self.config.lockfile)
+        return _load(path, _open_locked(path, lock), callbacks)
+
+
+def _dlopen(name: str, path: Path) -> Any:
+    err = ffi.new("char[]", 1024)
+    handle = lib.dh_dlopen(name.encode(), err, 1024)
+    if handle == NULL:
+        raise PluginLoadError(
+            f"cannot open library: {ffi.string(err).decode(errors='replace')}", path
+        )
+    return handle
 
 
 def _open(path: Path) -> Any:
@@ -265,14 +280,58 @@ def _open(path: Path) -> Any:
     with _libraries_lock:
         handle = _libraries.get(key)
         if handle is None:
-            err = ffi.new("char[]", 1024)
-            handle = lib.dh_dlopen(key.encode(), err, 1024)
-            if handle == NULL:
-                raise PluginLoadError(
-                    f"cannot open library: {ffi.string(err).decode(errors='replace')}", path
-                )
-            _libraries[key] = handle
+            handle = _libraries[key] = _dlopen(key, path)
         return handle
+
+
+#: Where this system names an open file by its descriptor (Linux).
+_FD_DIR = Path("/proc/self/fd")
+
+
+def _open_locked(path: Path, lock: PluginLockfile) -> Any:
+    """Open the library at ``path`` the way ``lock`` allows: open the file
+    once, hash that open file, check the hash, then ``dlopen`` the same open
+    file as ``/proc/self/fd/N``, so what was hashed is what is loaded even if
+    ``path`` is replaced in between.  The descriptor of a loaded library
+    stays open for the life of the process, like the library (so no later
+    ``/proc/self/fd/N`` can name another file to the dynamic loader).
+
+    Where ``/proc/self/fd`` does not exist (macOS, the BSDs without procfs)
+    there is no way to ``dlopen`` a descriptor: the library is opened by
+    path after the check, and refused if ``path`` no longer names the file
+    that was hashed; a file changed in place within that window is not seen.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        lock.verify(path)  # not listed or missing: refused as such
+        raise PluginLoadError(f"cannot open: {exc}", path) from exc
+    keep = False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PluginLoadError("not a regular file", path)
+        lock.verify(path, fd=fd)
+        entry = lock.get(path.name)
+        assert entry is not None  # verified above
+        key = f"{path.resolve()}\0sha256:{entry.file_sha256}"
+        with _libraries_lock:
+            handle = _libraries.get(key)
+            if handle is not None:
+                return handle
+            if _FD_DIR.is_dir():
+                handle = _dlopen(str(_FD_DIR / str(fd)), path)
+                keep = True
+            else:
+                handle = _dlopen(str(path.resolve()), path)
+                now = os.stat(path)
+                if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                    raise PluginIntegrityError("replaced while it was being opened", path)
+            _libraries[key] = handle
+            return handle
+    finally:
+        if not keep:
+            os.close(fd)
 
 
 def _symbol(handle: Any, name: str, ctype: str) -> Any:
@@ -282,7 +341,11 @@ def _symbol(handle: Any, name: str, ctype: str) -> Any:
 
 def read_metadata(path: Path) -> PluginMetadata | None:
     """The metadata a library reports, or None when it exports none."""
-    fn = _symbol(_open(path), "drasi_plugin_metadata", "DrasiPluginMetadataFn")
+    return _read_metadata(path, _open(path))
+
+
+def _read_metadata(path: Path, handle: Any) -> PluginMetadata | None:
+    fn = _symbol(handle, "drasi_plugin_metadata", "DrasiPluginMetadataFn")
     if fn is None:
         return None
     ptr = fn()
@@ -383,10 +446,16 @@ def _copy_factory_arrays(
 
 
 def load_plugin(path: Path, callbacks: CallbackContext) -> LoadedPlugin:
+    """Load the library at ``path`` (no lockfile check); raises as
+    :meth:`PluginLoader.load_plugin`."""
     if not path.is_file():
         raise PluginLoadError("no such file", path)
-    handle = _open(path)
-    metadata = read_metadata(path)
+    return _load(path, _open(path), callbacks)
+
+
+def _load(path: Path, handle: Any, callbacks: CallbackContext) -> LoadedPlugin:
+    """Validate, initialise and wrap the opened library ``handle`` of ``path``."""
+    metadata = _read_metadata(path, handle)
     if metadata is None:
         _log.warning(
             "%s exports no plugin metadata; loading it as a 0.4 plugin without a version check",

@@ -6,11 +6,12 @@ it was installed from, the OCI manifest digest, the file name, the SHA-256 of
 the file, the signature result at install time and when it was installed.
 It is always written atomically (temporary file, fsync, rename).
 
-A loader given a lockfile (``PluginLoaderConfig(..., lockfile=...)``) hashes
-every file before it is opened and refuses anything :meth:`PluginLockfile.check`
-does not call ``OK``: a changed file (``TAMPERED``), a file the lockfile does
-not list (``NO_ENTRY``), a listed file that is gone (``MISSING``).  A missing
-lockfile is an empty one, so nothing loads through it.
+A loader given a lockfile (``PluginLoaderConfig(..., lockfile=...)``) opens
+every file once, hashes that open file and loads the same open file, and
+refuses anything :meth:`PluginLockfile.check` does not call ``OK``: a changed
+file (``TAMPERED``), a file the lockfile does not list (``NO_ENTRY``), a
+listed file that is gone (``MISSING``).  A missing lockfile is an empty one,
+so nothing loads through it.
 
 This module is part of the core package: checking needs no registry extra.
 """
@@ -131,9 +132,17 @@ class IntegrityReport:
         return self.status is IntegrityStatus.OK
 
 
-def file_sha256(path: Path | str) -> str:
-    """The SHA-256 (hex) of the file at ``path``, read in chunks."""
+def file_sha256(path: Path | str | int) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read in chunks.  ``path``
+    may be an open file descriptor: then the whole file is read from offset
+    0 with ``pread`` (its offset is not moved) and the descriptor stays open."""
     digest = hashlib.sha256()
+    if isinstance(path, int):
+        offset = 0
+        while chunk := os.pread(path, _CHUNK, offset):
+            digest.update(chunk)
+            offset += len(chunk)
+        return digest.hexdigest()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
@@ -239,8 +248,10 @@ class PluginLockfile:
 
     # -- checking ---------------------------------------------------------------------
 
-    def report(self, path: Path | str) -> IntegrityReport:
-        """How the file at ``path`` compares with its entry, with the reason."""
+    def report(self, path: Path | str, *, fd: int | None = None) -> IntegrityReport:
+        """How the file at ``path`` compares with its entry, with the reason.
+        With ``fd`` (the file at ``path``, already opened by the caller) that
+        open file is hashed rather than whatever ``path`` names now."""
         path = Path(path)
         entry = self._entries.get(path.name)
         if entry is None:
@@ -248,7 +259,7 @@ class PluginLockfile:
                 path.name, IntegrityStatus.NO_ENTRY, f"not listed in the lockfile {self.path}"
             )
         try:
-            actual = file_sha256(path)
+            actual = file_sha256(path if fd is None else fd)
         except FileNotFoundError:
             return IntegrityReport(path.name, IntegrityStatus.MISSING, f"{path} does not exist")
         except OSError as exc:
@@ -266,9 +277,10 @@ class PluginLockfile:
         """``OK``, ``TAMPERED``, ``NO_ENTRY`` or ``MISSING`` for the file at ``path``."""
         return self.report(path).status
 
-    def verify(self, path: Path | str) -> None:
-        """Raise :class:`PluginIntegrityError` unless the file at ``path`` is ``OK``."""
-        report = self.report(path)
+    def verify(self, path: Path | str, *, fd: int | None = None) -> None:
+        """Raise :class:`PluginIntegrityError` unless the file at ``path`` (or
+        the open file ``fd``, as in :meth:`report`) is ``OK``."""
+        report = self.report(path, fd=fd)
         if not report.ok:
             raise PluginIntegrityError(
                 f"refused by the lockfile ({report.status.value}): {report.reason}", path

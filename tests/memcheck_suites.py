@@ -14,6 +14,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 SUITES = (
+    "test_native.py",
     "test_source.py",
     "test_receivers.py",
     "test_channels.py",
@@ -21,6 +22,7 @@ SUITES = (
     "test_bootstrap.py",
     "test_hostile_boundary.py",
     "test_loader013.py",
+    "test_memstore.py",
 )
 
 

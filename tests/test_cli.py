@@ -339,23 +339,100 @@ def _without_registry_extra(tmp_path: Path) -> str:
     return str(fake.parent)
 
 
-@pytest.mark.parametrize("command", ["pull", "verify", "search"])
+# Each registry command: its arguments as --help shows them, and a complete
+# command line that gets past argument parsing.
+REGISTRY_COMMANDS: dict[str, tuple[list[str], list[str]]] = {
+    "pull": (["ref", "--dest", "--no-verify", "--trusted-identity"], ["x:1", "--dest", "d"]),
+    "verify": (["ref", "--trusted-root", "--registry"], ["x:1"]),
+    "search": (["query", "--json", "--insecure"], ["postgres"]),
+    "install": (["REF", "--locked", "--dir", "--lockfile"], ["x:1", "--dir", "d"]),
+    "list": (["--dir", "--lockfile"], ["--dir", "d"]),
+    "remove": (["ref", "--dir", "--username"], ["x:1", "--dir", "d"]),
+    "lock check": (["--dir", "--lockfile"], ["--dir", "d"]),
+}
+
+# Runs the command line with the registry extra's modules missing, as
+# `sys.modules[name] = None` makes `import name` fail.
+_NO_EXTRA = (
+    "import sys\n"
+    "for name in ('httpx', 'cryptography', 'sigstore'):\n"
+    "    sys.modules[name] = None\n"
+    "from drasi_host.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def run_without_extra(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _NO_EXTRA, *args],
+        capture_output=True,
+        text=True,
+        env=_env(COLUMNS="200"),
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", sorted(REGISTRY_COMMANDS))
 def test_registry_commands_without_the_extra(tmp_path: Path, command: str) -> None:
+    words = command.split()
+    arguments, complete = REGISTRY_COMMANDS[command]
+    helped = run_without_extra(*words, "--help", cwd=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert f"usage: drasi-host {command}" in helped.stdout
+    for argument in arguments:
+        assert argument in helped.stdout, (argument, helped.stdout)
+    assert "pip install 'drasi-host[registry]'" in " ".join(helped.stdout.split())
+    # Missing required arguments: the usual usage error, as with the extra.
+    if command != "search":
+        bare = run_without_extra(*words, cwd=tmp_path)
+        assert bare.returncode == 2 and "usage: drasi-host" in bare.stderr, bare.stderr
+    # A complete command: one line naming the extra and what is missing.
+    proc = run_without_extra(*words, *complete, cwd=tmp_path)
+    assert_one_line_error(proc, f"drasi-host {command} needs the 'registry' extra")
+    assert "pip install 'drasi-host[registry]'" in proc.stderr
+    assert "httpx" in proc.stderr or "cryptography" in proc.stderr or "sigstore" in proc.stderr
+    assert proc.returncode == 1
+
+
+def test_registry_help_with_an_extra_that_fails_to_import(tmp_path: Path) -> None:
     path = _without_registry_extra(tmp_path)
     # Run from tmp_path: from site-packages, `-m` would find the real httpx first.
     listing = run("--help", cwd=tmp_path, PYTHONPATH=path)
     assert listing.returncode == 0
-    text = " ".join(listing.stdout.split())  # help is wrapped to the terminal width
-    assert f"{command} " in text and "(needs the registry extra)" in text
-    helped = run(command, "--help", cwd=tmp_path, PYTHONPATH=path)
+    for command in ("pull", "verify", "search", "install", "list", "remove", "lock"):
+        assert f"{command} " in " ".join(listing.stdout.split())
+    helped = run("pull", "--help", cwd=tmp_path, PYTHONPATH=path)
     assert helped.returncode == 0, helped.stderr
-    assert f"usage: drasi-host {command}" in helped.stdout
-    assert "pip install 'drasi-host[registry]'" in " ".join(helped.stdout.split())
-    for args in ((command,), (command, "source/x:1.0", "--dest", str(tmp_path))):
-        proc = run(*args, cwd=tmp_path, PYTHONPATH=path)
-        assert_one_line_error(proc, "pip install 'drasi-host[registry]'", "httpx")
+    assert "--dest" in helped.stdout and "--no-verify" in helped.stdout
+    proc = run("pull", "source/x:1.0", "--dest", str(tmp_path), cwd=tmp_path, PYTHONPATH=path)
+    assert_one_line_error(proc, "pip install 'drasi-host[registry]'", "httpx")
     # Other commands still reject what they do not know.
     assert run("inspect", str(tmp_path), "--bogus", cwd=tmp_path, PYTHONPATH=path).returncode == 2
+
+
+def test_parser_imports_nothing_of_the_extra() -> None:
+    code = (
+        "import sys\n"
+        "from drasi_host.cli import build_parser\n"
+        "build_parser().parse_args(['pull', 'x:1', '--dest', 'd'])\n"
+        "heavy = ('httpx', 'cryptography', 'sigstore', 'drasi_host.registry')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_shown_default_registry_is_the_default() -> None:
+    pytest.importorskip("httpx")
+    from drasi_host.registry.reference import DEFAULT_REGISTRY
+    from drasi_host.registry_args import SHOWN_DEFAULT_REGISTRY
+
+    assert SHOWN_DEFAULT_REGISTRY == DEFAULT_REGISTRY
 
 
 def test_pull_help_with_the_extra() -> None:

@@ -1,9 +1,11 @@
 """``drasi-host`` registry commands: ``pull``, ``verify``, ``search``,
 ``install``, ``list``, ``remove`` and ``lock check``.
 
-``add_commands(subparsers)`` adds them to an argparse parser; each sets
-``func(args) -> int`` (the exit code: 0 success, 1 error, 2 signature not
-verified) and runs its async work with ``anyio.run``.
+Their arguments are defined in :mod:`drasi_host.registry_args` (core: no
+extra needed, so ``--help`` works everywhere); ``add_commands(subparsers)``
+is that module's.  :data:`COMMANDS` maps each command to its function
+``(args) -> int`` (the exit code: 0 success, 1 error, 2 signature not
+verified); each runs its async work with ``anyio.run``.
 
 * ``pull REF --dest DIR``: a reference whose tag carries a platform suffix
   (``0.1.8-linux-amd64``) or a digest is downloaded as it is; otherwise it is
@@ -32,7 +34,6 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -51,115 +52,11 @@ from drasi_host.registry.oci import OciRegistryClient, RegistryAuth, RegistryCon
 from drasi_host.registry.platform import strip_arch_suffix
 from drasi_host.registry.reference import DEFAULT_REGISTRY
 from drasi_host.registry.resolver import HostVersionInfo, PluginResolver
+from drasi_host.registry_args import add_commands
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_UNVERIFIED = 2
-
-
-def _add_common(parser: argparse.ArgumentParser, *, verification: bool) -> None:
-    parser.add_argument(
-        "--registry",
-        default=DEFAULT_REGISTRY,
-        help=f"registry (and namespace) of short references (default {DEFAULT_REGISTRY})",
-    )
-    parser.add_argument(
-        "--insecure",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="reach HOST (host:port) over plain HTTP; repeatable",
-    )
-    parser.add_argument(
-        "--username", default=None, help="registry user (default $DRASI_REGISTRY_USERNAME)"
-    )
-    parser.add_argument(
-        "--password", default=None, help="registry password (default $DRASI_REGISTRY_PASSWORD)"
-    )
-    parser.add_argument("--timeout", type=float, default=30.0, help="network timeout, seconds")
-    if verification:
-        parser.add_argument(
-            "--trusted-identity",
-            action="append",
-            default=[],
-            metavar="ISSUER=PATTERN",
-            help="accept signatures by this OIDC issuer and subject glob; "
-            "repeatable (default: drasi-project GitHub Actions)",
-        )
-        parser.add_argument(
-            "--trusted-root",
-            default=None,
-            metavar="PATH",
-            help="Sigstore trusted_root.json (default: the bundled one)",
-        )
-
-
-def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``pull``, ``verify`` and ``search`` to ``subparsers``."""
-    pull = subparsers.add_parser("pull", help="download a plugin from an OCI registry")
-    pull.add_argument("ref", help="plugin reference, e.g. source/postgres:0.1.8")
-    pull.add_argument("--dest", required=True, help="directory to write the plugin to")
-    pull.add_argument("--no-verify", action="store_true", help="skip signature verification")
-    _add_common(pull, verification=True)
-    pull.set_defaults(func=_pull)
-
-    verify = subparsers.add_parser("verify", help="verify a plugin's signature")
-    verify.add_argument("ref", help="plugin reference (tag or digest)")
-    _add_common(verify, verification=True)
-    verify.set_defaults(func=_verify)
-
-    search = subparsers.add_parser("search", help="search the plugin directory")
-    search.add_argument(
-        "query",
-        nargs="?",
-        default="",
-        help="substring of the kind, or type/kind; empty or * lists all",
-    )
-    search.add_argument("--json", action="store_true", help="print JSON")
-    _add_common(search, verification=False)
-    search.set_defaults(func=_search)
-
-    install = subparsers.add_parser(
-        "install", help="install plugins into a directory and record them in its lockfile"
-    )
-    install.add_argument("refs", nargs="*", metavar="REF", help="plugin references")
-    install.add_argument(
-        "--locked",
-        action="store_true",
-        help="install exactly what the lockfile names (no REF): locked digests and hashes",
-    )
-    install.add_argument("--no-verify", action="store_true", help="skip signature verification")
-    _add_directory(install)
-    _add_common(install, verification=True)
-    install.set_defaults(func=_install)
-
-    listing = subparsers.add_parser("list", help="list the plugins of a lockfile")
-    _add_directory(listing)
-    listing.set_defaults(func=_list)
-
-    remove = subparsers.add_parser("remove", help="remove an installed plugin")
-    remove.add_argument("ref", help="plugin reference (its repository is matched, any tag)")
-    _add_directory(remove)
-    _add_common(remove, verification=False)
-    remove.set_defaults(func=_remove)
-
-    lock = subparsers.add_parser("lock", help="lockfile commands")
-    lock_commands = lock.add_subparsers(dest="lock_command", required=True)
-    check = lock_commands.add_parser(
-        "check", help="check every plugin file against the lockfile (exit 1 on any problem)"
-    )
-    _add_directory(check)
-    check.set_defaults(func=_lock_check)
-
-
-def _add_directory(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", required=True, type=Path, help="the plugin directory")
-    parser.add_argument(
-        "--lockfile",
-        type=Path,
-        default=None,
-        help=f"the lockfile (default: DIR/{LOCKFILE_NAME})",
-    )
 
 
 def _lockfile(args: argparse.Namespace) -> PluginLockfile:
@@ -172,7 +69,7 @@ def _config(args: argparse.Namespace) -> RegistryConfig:
     password = args.password or os.environ.get("DRASI_REGISTRY_PASSWORD")
     auth = RegistryAuth.basic(username, password or "") if username else RegistryAuth.anonymous()
     return RegistryConfig(
-        default_registry=args.registry,
+        default_registry=args.registry or DEFAULT_REGISTRY,
         auth=auth,
         insecure_registries=list(args.insecure),
         timeout=args.timeout,
@@ -380,4 +277,15 @@ def _search(args: argparse.Namespace) -> int:
     return _run(work)
 
 
-__all__ = ["add_commands"]
+#: The command functions by the name ``drasi_host.registry_args`` gives them.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "pull": _pull,
+    "verify": _verify,
+    "search": _search,
+    "install": _install,
+    "list": _list,
+    "remove": _remove,
+    "lock check": _lock_check,
+}
+
+__all__ = ["COMMANDS", "add_commands"]

@@ -156,3 +156,21 @@ def test_any_changed_byte_is_tampered(
     changed[flip % len(changed)] ^= 0x80
     path.write_bytes(bytes(changed))
     assert lock.check(path) is IntegrityStatus.TAMPERED
+
+
+def test_hash_of_an_open_descriptor(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)  # more than one chunk
+    path = tmp_path / "liba.so"
+    path.write_bytes(data)
+    lock = PluginLockfile(tmp_path / "plugins.lock", [_entry("liba.so", data)])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.lseek(fd, 5, os.SEEK_SET)
+        assert file_sha256(fd) == hashlib.sha256(data).hexdigest() == file_sha256(path)
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 5  # offset untouched, still open
+        (tmp_path / "new").write_bytes(b"other")
+        os.replace(tmp_path / "new", path)  # the open file is what counts
+        lock.verify(path, fd=fd)
+        assert lock.check(path) is IntegrityStatus.TAMPERED
+    finally:
+        os.close(fd)
