@@ -33,7 +33,6 @@ once, baselines included, so both see the same machine load.  Targets on a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import re
 import subprocess
@@ -41,7 +40,6 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -55,26 +53,10 @@ from drasi_host import (
 )
 from drasi_host.loader import load_plugin
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pipeline import _builder, _rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _builder() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "fixture_build", ROOT / "plugins_fixture" / "build.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _native(*command: str) -> float:
