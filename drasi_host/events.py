@@ -162,16 +162,7 @@ class BootstrapEvent(SourceEventWrapper):
         codec: PayloadCodec | None,
         sequence: int,
     ) -> None:
-        self._decoded = False
-        self.source_id = source_id
-        self.timestamp_us = timestamp_us
-        self.op = op
-        self.label = label
-        self.entity_id = entity_id
-        self._payload = payload
-        self._start = 0
-        self._end = -1
-        self._codec = codec
+        super().__init__(source_id, timestamp_us, op, label, entity_id, payload, codec)
         self.sequence = sequence
 
     @classmethod
