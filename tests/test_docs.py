@@ -12,6 +12,9 @@ whose working directory holds what the documentation tells a reader to have:
 Blocks in other languages (``sh``, ``c``, ``json``, plain) are not run.  A
 block that exits with a non-zero status, or takes longer than
 :data:`TIMEOUT` seconds, fails with its output.
+
+Every ```c block that includes ``drasi_plugin_0_13.h`` is a complete
+translation unit and must compile against ``cdefs/`` without a warning.
 """
 
 from __future__ import annotations
@@ -93,6 +96,31 @@ def docs_cwd(tmp_path_factory: pytest.TempPathFactory, fixture_plugins: dict[str
             capture_output=True,
         )
     return cwd
+
+
+C_013_BLOCKS = [b for b in _blocks("c") if '#include "drasi_plugin_0_13.h"' in b[2]]
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "code"),
+    [pytest.param(*b, id=f"{b[0].name}:{b[1]}") for b in C_013_BLOCKS],
+)
+def test_013_c_block_compiles(path: Path, line: int, code: str, tmp_path: Path) -> None:
+    source = tmp_path / "block.c"
+    source.write_text(code, encoding="utf-8")
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    flags = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function", "-c"]
+    proc = subprocess.run(
+        [*cc, *flags, f"-I{ROOT / 'cdefs'}", str(source), "-o", str(tmp_path / "block.o")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{path.name}:{line} does not compile\n{proc.stderr}"
+
+
+def test_docs_have_013_c_blocks() -> None:
+    assert len(C_013_BLOCKS) >= 2
 
 
 def test_docs_have_python_blocks() -> None:
