@@ -91,7 +91,7 @@ class SnapshotFetcherHandle:
         self.fetches = 0
         #: Rows handed to the plugin.
         self.rows_served = 0
-        #: ``drop_fn`` calls (more than one is a plugin bug).
+        #: ``drop_fn`` calls taken (0 or 1: a repeated drop is ignored as a late call).
         self.drop_calls = 0
         self._entry = _Fetcher(self)
         self.key = handles.add(self._entry)
@@ -228,10 +228,12 @@ def _snapshot_drop(state: CData) -> None:
     found = handles.get(key)
     if type(found) is not _Fetcher:
         return  # dropped already
-    handles.remove(key)
     handle = found.handle
     with handle._lock:
+        if handle.drop_calls:
+            return  # a concurrent drop of the same state won
         handle.drop_calls += 1
+    handles.remove(key)
     handle.close()
     # The plugin is inside drop_fn, reached through the block: free it later.
     DropThread.get().submit(lambda: _unpin(key))
