@@ -769,3 +769,9 @@ async def test_a_plugin_identity_provider_behind_the_04_bridge(services: Fixture
                 assert (code, message, kind) == (0, None, int(CredentialKind.TOKEN))
                 assert fields == ["fixture-user", "v4|", None]
     assert services.stats()["identity_states_alive"] == 0
+
+
+def test_async_resolver_of_a_plugin_loaded_outside_an_event_loop(services: Fixture) -> None:
+    with load_plugin(services.path, CallbackContext("t", config_resolver=AsyncResolver())):
+        ok, out = services.resolve(secret_request("a"))
+        assert ok == 0 and "coroutine function" in out and "event loop" in out
