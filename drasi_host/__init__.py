@@ -75,8 +75,10 @@ from .payloads import JSON_FORMAT, MAX_PAYLOAD_SIZE, MSGPACK_FORMAT, SUPPORTED_F
 from .protocols import (
     BootstrapPluginDescriptor,
     BootstrapProvider,
+    ConfigResolver,
     Reaction,
     ReactionPluginDescriptor,
+    SnapshotFetcher,
     Source,
     SourcePluginDescriptor,
 )
@@ -90,6 +92,7 @@ from .proxies.descriptors import (
 )
 from .proxies.reaction import ReactionProxy
 from .proxies.receivers import BootstrapReceiverProxy, ChangeReceiverProxy
+from .proxies.services import IdentityProviderProxy, SecretStoreProxy
 from .proxies.source import SourceProxy, SubscriptionResponse
 
 #: The package version (the one place it is written; the build reads it here).
@@ -137,6 +140,7 @@ __all__ = [
     "ComponentEvent",
     "ComponentEventHistory",
     "ComponentStatus",
+    "ConfigResolver",
     "ConfigurationError",
     "CredentialKind",
     "Credentials",
@@ -147,6 +151,7 @@ __all__ = [
     "EventBatch",
     "IdentityProvider",
     "IdentityProviderPluginProxy",
+    "IdentityProviderProxy",
     "IdentityProviderVtableBuilder",
     "IncompatiblePluginError",
     "InstanceCallbackContext",
@@ -181,7 +186,9 @@ __all__ = [
     "RegistryTransportError",
     "ResultDiff",
     "SecretStorePluginProxy",
+    "SecretStoreProxy",
     "SignatureVerificationError",
+    "SnapshotFetcher",
     "Source",
     "SourceChange",
     "SourceEventWrapper",

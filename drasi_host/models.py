@@ -562,12 +562,16 @@ class SourceRuntimeContext:
 
 @attrs.frozen
 class ReactionRuntimeContext:
-    """Handed to a reaction's ``initialize``; see :class:`SourceRuntimeContext`."""
+    """Handed to a reaction's ``initialize``; see :class:`SourceRuntimeContext`.
+    ``snapshot_fetcher`` (a :class:`~drasi_host.protocols.SnapshotFetcher`,
+    optional) gives a 0.13 reaction the current rows of a query; 0.4
+    reactions ignore it."""
 
     instance_id: str
     reaction_id: str
     state_store: Any = attrs.field(default=None, hash=False)
     identity_provider: Any = attrs.field(default=None, hash=False)
+    snapshot_fetcher: Any = attrs.field(default=None, hash=False)
 
 
 # ---------------------------------------------------------- logs and events

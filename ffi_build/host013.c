@@ -80,3 +80,234 @@ FfiLogLevelFilter dh13_log_filter_clamp(int level)
         return FFI_LOG_FILTER_TRACE;
     return (FfiLogLevelFilter)level;
 }
+
+/* ---- the host's life, as the 0.13 shims see it (see dh_enter in host.c) ---- */
+
+static int dh13_alive = 1;
+static int64_t dh13_inflight;
+
+static int dh13_enter(void)
+{
+    __atomic_add_fetch(&dh13_inflight, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&dh13_alive, __ATOMIC_SEQ_CST))
+        return 1;
+    __atomic_sub_fetch(&dh13_inflight, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void dh13_leave(void) { __atomic_sub_fetch(&dh13_inflight, 1, __ATOMIC_SEQ_CST); }
+
+int64_t dh13_host_inflight(void) { return __atomic_load_n(&dh13_inflight, __ATOMIC_SEQ_CST); }
+
+int64_t dh13_host_shutdown(uint32_t wait_ms)
+{
+    __atomic_store_n(&dh13_alive, 0, __ATOMIC_SEQ_CST);
+    struct timespec step = {0, 1000000};
+    for (uint32_t waited = 0;; waited++) {
+        int64_t n = __atomic_load_n(&dh13_inflight, __ATOMIC_SEQ_CST);
+        if (n <= 0 || waited >= wait_ms)
+            return n;
+        nanosleep(&step, NULL);
+    }
+}
+
+static const char DH13_GONE[] = "drasi host is shutting down";
+/* Non-NULL pointer of every empty FfiOwnedStr the host hands out (cap 0). */
+static char dh13_empty[1] = "";
+
+char *dh13_strndup(const char *data, size_t len)
+{
+    char *out = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    if (len > 0)
+        memcpy(out, data, len);
+    out[len] = '\0';
+    return out;
+}
+
+/* ---- config resolver ---- */
+
+static FfiGetSecretResult dh13_resolver_shim(const void *ctx, FfiStr json)
+{
+    if (!dh13_enter()) {
+        FfiGetSecretResult r = {1, dh13_strndup(DH13_GONE, sizeof DH13_GONE - 1), NULL};
+        return r;
+    }
+    FfiGetSecretResult r = dh13_py_resolve(ctx, json);
+    dh13_leave();
+    return r;
+}
+
+ConfigResolverFn dh13_config_resolver_ptr(void) { return dh13_resolver_shim; }
+
+/* ---- identity provider ---- */
+
+static FfiCredentialsResult dh13_id_get(const void *st, const uint8_t *ctx, size_t len)
+{
+    if (!dh13_enter()) {
+        FfiCredentialsResult r;
+        memset(&r, 0, sizeof r);
+        r.error_code = 1;
+        r.error_msg = dh13_strndup(DH13_GONE, sizeof DH13_GONE - 1);
+        return r;
+    }
+    FfiCredentialsResult r = dh13_py_id_get_credentials(st, ctx, len);
+    dh13_leave();
+    return r;
+}
+
+static void *dh13_id_clone(const void *st)
+{
+    if (!dh13_enter())
+        return NULL;
+    void *r = dh13_py_id_clone(st);
+    dh13_leave();
+    return r;
+}
+
+static void dh13_id_drop(void *st)
+{
+    if (!dh13_enter())
+        return;
+    dh13_py_id_drop(st);
+    dh13_leave();
+}
+
+void dh13_identity_vtable_init(IdentityProviderVtable *vt, void *state)
+{
+    vt->state = state;
+    vt->get_credentials_fn = dh13_id_get;
+    vt->clone_fn = dh13_id_clone;
+    vt->drop_fn = dh13_id_drop;
+}
+
+/* ---- snapshot fetcher and its row iterator ---- */
+
+typedef struct Dh13RowIter {
+    char **rows;
+    size_t *lens;
+    size_t count;
+    size_t next;
+} Dh13RowIter;
+
+static FfiOwnedStr dh13_owned_empty(void)
+{
+    FfiOwnedStr s = {dh13_empty, 0, 0};
+    return s;
+}
+
+/* next_fn: hands over one row (the plugin frees it), then "" when exhausted. */
+static FfiOwnedStr dh13_iter_next(void *raw)
+{
+    Dh13RowIter *it = raw;
+    if (it == NULL || it->next >= it->count)
+        return dh13_owned_empty();
+    size_t i = it->next++;
+    FfiOwnedStr s = {it->rows[i], it->lens[i], it->lens[i] + 1};
+    it->rows[i] = NULL;
+    return s;
+}
+
+/* drop_fn: exactly once, exhausted or not; frees the rows not handed over. */
+static void dh13_iter_drop(void *raw)
+{
+    Dh13RowIter *it = raw;
+    if (it == NULL)
+        return;
+    for (size_t i = it->next; i < it->count; i++)
+        free(it->rows[i]);
+    free(it->rows);
+    free(it->lens);
+    free(it);
+}
+
+int dh13_snapshot_response_rows(FfiSnapshotIteratorResponse *out, const char *data,
+                                const size_t *lens, size_t n)
+{
+    Dh13RowIter *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        return -1;
+    it->rows = calloc(n > 0 ? n : 1, sizeof *it->rows);
+    it->lens = calloc(n > 0 ? n : 1, sizeof *it->lens);
+    if (it->rows == NULL || it->lens == NULL) {
+        dh13_iter_drop(it);
+        return -1;
+    }
+    size_t offset = 0;
+    for (size_t i = 0; i < n; i++) {
+        it->rows[i] = dh13_strndup(data + offset, lens[i]);
+        if (it->rows[i] == NULL) {
+            it->count = i;
+            dh13_iter_drop(it);
+            return -1;
+        }
+        it->lens[i] = lens[i];
+        offset += lens[i];
+    }
+    it->count = n;
+    out->iterator.iter_ctx = it;
+    out->iterator.next_fn = dh13_iter_next;
+    out->iterator.drop_fn = dh13_iter_drop;
+    out->error = dh13_owned_empty();
+    return 0;
+}
+
+void dh13_snapshot_response_error(FfiSnapshotIteratorResponse *out, const char *msg, size_t len)
+{
+    static const char fallback[] = "snapshot fetch failed";
+    if (msg == NULL || len == 0) {
+        msg = fallback;
+        len = sizeof fallback - 1;
+    }
+    out->iterator.iter_ctx = NULL;
+    out->iterator.next_fn = NULL;
+    out->iterator.drop_fn = NULL;
+    char *copy = dh13_strndup(msg, len);
+    if (copy == NULL) {
+        /* Out of memory: the error must still be non-empty; a static text
+         * with cap 0 is never freed by the plugin. */
+        out->error.ptr = (char *)fallback;
+        out->error.len = sizeof fallback - 1;
+        out->error.cap = 0;
+        return;
+    }
+    out->error.ptr = copy;
+    out->error.len = len;
+    out->error.cap = len + 1;
+}
+
+static FfiSnapshotIteratorResponse dh13_sf_fetch(void *st, FfiStr query_id)
+{
+    FfiSnapshotIteratorResponse r;
+    memset(&r, 0, sizeof r);
+    r.error = dh13_owned_empty();
+    if (!dh13_enter()) {
+        dh13_snapshot_response_error(&r, DH13_GONE, sizeof DH13_GONE - 1);
+        return r;
+    }
+    int rc = dh13_py_snapshot_fetch(st, query_id, &r);
+    dh13_leave();
+    if (rc != 0 && r.error.len == 0) {
+        /* The host failed without saying why: no iterator may survive. */
+        if (r.iterator.iter_ctx != NULL)
+            dh13_iter_drop(r.iterator.iter_ctx);
+        dh13_snapshot_response_error(&r, NULL, 0);
+    }
+    return r;
+}
+
+static void dh13_sf_drop(void *st)
+{
+    if (!dh13_enter())
+        return;
+    dh13_py_snapshot_drop(st);
+    dh13_leave();
+}
+
+void dh13_snapshot_fetcher_vtable_init(SnapshotFetcherVtable *vt, void *state)
+{
+    vt->state = state;
+    vt->fetch_snapshot_fn = dh13_sf_fetch;
+    vt->drop_fn = dh13_sf_drop;
+}

@@ -22,3 +22,37 @@ void dh13_bootstrap_result_release(FfiBootstrapResult *result);
 
 /* Clamp any integer into the FfiLogLevelFilter range 0..5. */
 FfiLogLevelFilter dh13_log_filter_clamp(int level);
+
+/* ---- host services of the 0.13 generation (ABI-0.13.md sections 4, 6, 8, 10) ----
+ *
+ * Every function a plugin calls into Python goes through a shim that counts
+ * the call as in flight and answers a failure value once the host is shutting
+ * down (dh13_host_shutdown), exactly like the 0.4 shims of host.c. */
+
+/* Refuse later calls into Python, wait up to wait_ms for those inside;
+ * returns how many were still inside when it gave up. */
+int64_t dh13_host_shutdown(uint32_t wait_ms);
+int64_t dh13_host_inflight(void);
+
+/* The config resolver callback handed to set_config_resolver. */
+ConfigResolverFn dh13_config_resolver_ptr(void);
+
+/* A host-built 0.13 IdentityProviderVtable whose state is a table key. */
+void dh13_identity_vtable_init(IdentityProviderVtable *vt, void *state);
+
+/* A host-built SnapshotFetcherVtable whose state is a table key. */
+void dh13_snapshot_fetcher_vtable_init(SnapshotFetcherVtable *vt, void *state);
+
+/* Fill a successful FfiSnapshotIteratorResponse: a C iterator owning malloc'd
+ * copies of the n rows data[off_i .. off_i + lens[i]) (rows laid end to end);
+ * next_fn and drop_fn are C functions that need no interpreter.  Returns 0,
+ * or -1 when out of memory (nothing allocated, the response is untouched). */
+int dh13_snapshot_response_rows(FfiSnapshotIteratorResponse *out, const char *data,
+                                const size_t *lens, size_t n);
+
+/* Fill a failed FfiSnapshotIteratorResponse: a malloc'd copy of the message
+ * (an empty message becomes "snapshot fetch failed"), no iterator state. */
+void dh13_snapshot_response_error(FfiSnapshotIteratorResponse *out, const char *msg, size_t len);
+
+/* A malloc'd NUL-terminated copy of data[0..len) (NULL when out of memory). */
+char *dh13_strndup(const char *data, size_t len);
