@@ -5,7 +5,9 @@ from ``cdefs/drasi_plugin_0_13.h`` (its one written form) with the blocks
 between ``cffi-strip-begin`` / ``cffi-strip-end`` and every preprocessor line
 removed, plus the few C helpers of ``host013.h`` / ``host013.c`` that must run
 without the interpreter lock (the drop function of host-made payloads, the
-release of plugin-made envelopes).  The 0.13 struct names collide with the
+release of plugin-made envelopes, the push, result and bootstrap-result
+callbacks handed to plugins, which feed the channels of ``drasi_host._ffi``
+through the entries of ``chanops.h``).  The 0.13 struct names collide with the
 0.4 ones of ``drasi_host._ffi`` at different layouts, hence a module of its
 own.
 
@@ -50,7 +52,7 @@ def _read(name: str) -> str:
 
 def make_builder() -> FFI:
     """The FFI builder of ``drasi_host._ffi013`` (not yet compiled)."""
-    host_h = _read("host013.h")
+    host_h = _read("chanops.h") + "\n" + _read("host013.h")
     builder = FFI()
     builder.cdef(header_cdef(header_text()))
     builder.cdef(host_h + "\nvoid *malloc(size_t);\nvoid free(void *);\n")
