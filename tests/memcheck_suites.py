@@ -24,6 +24,7 @@ SUITES = (
     "test_hostile_boundary.py",
     "test_loader013.py",
     "test_channels013.py",
+    "test_data013.py",
     "test_memstore.py",
 )
 

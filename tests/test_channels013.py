@@ -388,6 +388,12 @@ def test_a_delete_is_the_metadata_only_element(source_channel: EventChannel013) 
     )
     assert event.change.element.type is None
     assert (event.label, event.entity_id, event.control) == ("Person", "42", None)
+    # the op hint is only a hint: an invalid one changes nothing
+    assert push_source(
+        source_channel.key, mp.encode_source_event(_delete_payload()), drops, op=99
+    ) == (True, 1)
+    (again,) = drained(source_channel)
+    assert again.op is ChangeOp.DELETE and again.change == event.change
     # such an element has no 0.4 document form
     with pytest.raises(PayloadFormatError, match="no type"):
         event.payload_for(JsonCodec())
