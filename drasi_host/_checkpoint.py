@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import types
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,7 +32,12 @@ import anyio.lowlevel
 __all__ = ["cancel_pending", "checkpoint_if_cancelled"]
 
 _get_running_loop = asyncio._get_running_loop
-_current_task = asyncio.current_task
+_current_task: Callable[[Any], Any] = asyncio.current_task
+if not isinstance(_current_task, types.BuiltinFunctionType):
+    # Before Python 3.12 current_task(loop) is Python code reading this dict.
+    _loop_tasks = getattr(asyncio.tasks, "_current_tasks", None)
+    if isinstance(_loop_tasks, dict):
+        _current_task = _loop_tasks.get
 _ref = weakref.ref
 
 _asyncio_checkpoint_if_cancelled: Callable[[], Awaitable[None]]
