@@ -20,9 +20,13 @@ compatibility).  A ``delete`` may carry only ``type``, ``reference``,
 end of a deleted relation reads as missing).
 
 Encoding writes the model classes directly; the JSON values inside them
-(properties, rows, metadata) are checked first, so a value no JSON document
-can hold (a set, bytes, NaN or an infinity, a non-string key) raises
-:class:`PayloadFormatError` instead of being written in some other form.
+(properties, rows, metadata) are checked, so a value no JSON document can
+hold (a set, bytes, NaN or an infinity, a non-string key) raises
+:class:`PayloadFormatError` instead of being written in some other form.  A
+query result in the document's own shape is written by msgspec first and
+checked after (a C test of exact JSON types, see ``ffi_build/jsonvalues.c``,
+then the Python check for what it is not sure of); its bytes are returned
+only when the check passes, else the general path writes or refuses it.
 
 Timestamps of query results are written as RFC 3339 UTC with microseconds and
 ``Z`` (``2026-11-28T07:30:00.123456Z``); a naive ``datetime`` is treated as
@@ -725,7 +729,7 @@ class PayloadCodec(abc.ABC):
             # the general path below decides.
             try:
                 data: bytes = self._encode(result)
-            except _ENCODE_ERRORS:
+            except Exception:  # whatever it was, the general path decides
                 pass
             else:
                 if _writes_as_is(result):
