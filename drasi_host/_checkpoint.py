@@ -94,17 +94,28 @@ def cancel_pending() -> bool:
         except AttributeError:  # pragma: no cover - another anyio layout
             return True
         return False
-    trio = sys.modules.get("trio")
-    if trio is None:  # pragma: no cover - neither asyncio nor trio
+    context = _trio_run_context or _find_trio_run_context()
+    if context is None:  # pragma: no cover - neither asyncio nor trio
         return True
     try:
-        task = trio.lowlevel.current_task()
+        task = context.task  # what trio.lowlevel.current_task() reads
         if task._cancel_status.effectively_cancelled:
             return True
         runner = task._runner
         if runner.ki_pending and task is runner.main_task:
             return True
         task._cancel_points += 1  # what trio's own check counts
-    except (AttributeError, RuntimeError):  # another trio layout, or not in a task
+    except AttributeError:  # not in a trio task, or another trio layout
         return True
     return False
+
+
+#: trio's thread-local run context, once trio is loaded.
+_trio_run_context: Any = None
+
+
+def _find_trio_run_context() -> Any:
+    global _trio_run_context
+    run = sys.modules.get("trio._core._run")
+    _trio_run_context = getattr(run, "GLOBAL_RUN_CONTEXT", None)
+    return _trio_run_context

@@ -105,3 +105,12 @@ async def test_trio_counts_a_cancel_point(anyio_backend: str) -> None:
     before = task._cancel_points
     assert not cancel_pending()
     assert task._cancel_points - before == by_trio == 1
+
+
+def test_outside_an_event_loop_the_backend_decides() -> None:
+    """No loop and no trio run: True, so the caller awaits the backend's own
+    check (which then says what is wrong)."""
+    import trio  # loaded, not running
+
+    assert trio.lowlevel.in_trio_run() is False
+    assert cancel_pending() is True
