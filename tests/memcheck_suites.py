@@ -1,5 +1,6 @@
-"""Run the lifecycle, receiver and 0.13 loading suites (the ``memcheck`` tox env runs this
-under valgrind memcheck and again with glibc's ``MALLOC_CHECK_=3``).
+"""Run the lifecycle, receiver, 0.13 loading and 0.13 component suites (the
+``memcheck`` tox env runs this under valgrind memcheck and again with glibc's
+``MALLOC_CHECK_=3``).
 
 Usage: ``python tests/memcheck_suites.py [pytest options]``.  The suites are
 the files named in :data:`SUITES` plus every ``tests/test_lifecycle*.py``.
@@ -22,6 +23,7 @@ SUITES = (
     "test_bootstrap.py",
     "test_hostile_boundary.py",
     "test_loader013.py",
+    "test_components013.py",
     "test_memstore.py",
 )
 

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import cffi
 import pytest
+from generations import Gen
 
 from drasi_host import (
     CallbackContext,
@@ -142,13 +143,25 @@ async def make_reaction(
         await reaction.aclose()
 
 
-async def test_identity_and_query_ids(make_reaction: Callable[..., Any]) -> None:
-    reaction = await make_reaction(query_ids=("q1", "q2", "ünï"), rid="react-x")
-    assert reaction.id == "react-x"
-    assert reaction.type_name == "fixture"
-    assert reaction.auto_start is True
-    assert reaction.query_ids == ["q1", "q2", "ünï"]
-    assert reaction.component_type == "reaction"
+async def test_identity_and_query_ids(gen: Gen) -> None:
+    with load_plugin(gen.reaction_lib, CallbackContext("test")) as plugin:
+        factory = plugin.reaction_plugins[0]
+        reaction = await factory.create_reaction("react-x", ["q1", "q2", "ünï"], {})
+        async with reaction:
+            await reaction.initialize(ReactionRuntimeContext("test", "react-x"))
+            assert reaction.id == "react-x"
+            assert reaction.type_name == gen.reaction_type
+            assert reaction.auto_start is True
+            assert reaction.query_ids == ["q1", "q2", "ünï"]
+            assert reaction.component_type == "reaction"
+            assert reaction.abi_version == gen.abi
+            assert await reaction.status() is gen.initialized_status
+            await reaction.start()
+            assert await reaction.status() is ComponentStatus.RUNNING
+            await reaction.stop()
+            assert await reaction.status() is ComponentStatus.STOPPED
+            await reaction.deprovision()
+            assert await reaction.status() is gen.deprovisioned_status
 
 
 async def test_round_trip_counts_bytes_and_hash(

@@ -56,6 +56,7 @@ from ..logs import CallbackContext, _Route
 from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
 from ..protocols import BootstrapProvider
+from ._generation import GEN_04, Generation
 
 __all__ = [
     "DEFAULT_EVENT_CAPACITY",
@@ -136,9 +137,13 @@ class BootstrapProviderProxy(NativeResource):
         media_type: str | None,
         callbacks: CallbackContext,
         log_route: _Route | None = None,
+        generation: Generation = GEN_04,
     ) -> None:
         super().__init__(f"{plugin_label} bootstrap provider")
         self._vt = vt
+        self._gen = generation
+        #: The ABI generation of the plugin: ``"0.4"`` or ``"0.13"``.
+        self.abi_version = generation.abi_version
         self._life.own(lambda: drop_vtable(vt))
         self._codec = codec
         self.payload_format = media_type
@@ -186,6 +191,12 @@ class BootstrapProviderProxy(NativeResource):
         context: BootstrapContext,
         event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
     ) -> int:
+        if self._gen is not GEN_04:
+            raise DrasiHostError(
+                f"{self.label}: bootstrap() of FFI {self.abi_version} providers is not "
+                "supported by this host yet",
+                plugin=self.plugin,
+            )
         channel = EventChannel(
             lib.DH_KIND_BOOTSTRAP_EVENTS, self._codec, self.label, self.event_capacity
         )

@@ -40,13 +40,14 @@ import anyio
 import anyio.lowlevel
 
 from .. import _abi
-from .._abi import lib
+from .._abi import NULL, lib
 from ..channels import ResultChannel
 from ..errors import ClosedError, DrasiHostError, PayloadFormatError
 from ..logs import CallbackContext
-from ..models import QueryResult, ReactionRuntimeContext
+from ..models import QueryResult, ReactionRuntimeContext, RecoveryPolicy
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
 from ._component import ComponentProxy
+from ._generation import GEN_04, Generation
 
 __all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
 
@@ -100,9 +101,15 @@ class ReactionProxy(ComponentProxy):
         codec: PayloadCodec | None,
         media_type: str | None,
         callbacks: CallbackContext,
+        generation: Generation = GEN_04,
     ) -> None:
         super().__init__(
-            vt, plugin_label=plugin_label, codec=codec, media_type=media_type, callbacks=callbacks
+            vt,
+            plugin_label=plugin_label,
+            codec=codec,
+            media_type=media_type,
+            callbacks=callbacks,
+            generation=generation,
         )
         self.query_ids: list[str] = []
         self._query_id_set: frozenset[str] = frozenset()
@@ -132,6 +139,73 @@ class ReactionProxy(ComponentProxy):
                 raise
         self._query_id_set = frozenset(self.query_ids)
 
+    # ---- what FFI 0.13 reactions add (None for 0.4 reactions) --------------------------
+
+    def _optional(self, field: str) -> Any:
+        """The vtable function ``field`` when this generation's vtable has it
+        and the plugin set it, else None."""
+        if self._gen is GEN_04:
+            return None
+        fn = getattr(self._vt, field)
+        return None if fn == NULL else fn
+
+    def _optional_bool(self, field: str, name: str) -> bool | None:
+        fn = self._optional(field)
+        if fn is None:
+            return None
+        with self._life.entered():
+            try:
+                return _abi.call_bool(fn, self._vt.state, what=f"{self.label} {name}")
+            except DrasiHostError as exc:
+                self._attributed(exc)
+                raise
+
+    def properties(self) -> dict[str, Any] | None:
+        """The reaction's configuration properties (FFI 0.13
+        ``properties_fn``, a JSON object); None for a 0.4 reaction or when the
+        plugin has no ``properties_fn``.  :class:`PluginProtocolError` when the
+        plugin's text is not a JSON object."""
+        fn = self._optional("properties_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            raw = fn(self._vt.state)
+        try:
+            return _abi.take_json_object(raw, f"{self.label} properties")
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
+
+    @property
+    def is_durable(self) -> bool | None:
+        """Whether the reaction needs a durable state store (FFI 0.13
+        ``is_durable_fn``); None for a 0.4 reaction or without the function."""
+        return self._optional_bool("is_durable_fn", "is_durable")
+
+    @property
+    def needs_snapshot_on_fresh_start(self) -> bool | None:
+        """Whether the reaction wants a snapshot of its queries on its first
+        start (FFI 0.13 ``needs_snapshot_on_fresh_start_fn``); None for a 0.4
+        reaction or without the function."""
+        return self._optional_bool(
+            "needs_snapshot_on_fresh_start_fn", "needs_snapshot_on_fresh_start"
+        )
+
+    @property
+    def default_recovery_policy(self) -> RecoveryPolicy | None:
+        """The reaction's recovery policy (FFI 0.13
+        ``default_recovery_policy_fn``; a value the ABI does not list means
+        ``STRICT``); None for a 0.4 reaction or without the function."""
+        fn = self._optional("default_recovery_policy_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            raw = int(fn(self._vt.state))
+        try:
+            return RecoveryPolicy(raw)
+        except ValueError:
+            return RecoveryPolicy.STRICT
+
     # ---- lifecycle ----------------------------------------------------------------
 
     async def initialize(self, context: ReactionRuntimeContext) -> None:
@@ -154,6 +228,9 @@ class ReactionProxy(ComponentProxy):
     async def _start(self) -> None:
         """A fresh results channel, ``start_result_push_fn`` (once per start,
         before ``start_fn``), then ``start_fn``."""
+        if self._gen is not GEN_04:
+            await self._call_result("start")
+            return
         key = self._results.open(self.result_capacity)
         try:
             await self._call(
@@ -170,6 +247,9 @@ class ReactionProxy(ComponentProxy):
     async def _stop(self) -> None:
         """Stop delivery (queued results are dropped; see :meth:`flush`), then
         the plugin's ``stop_fn``."""
+        if self._gen is not GEN_04:
+            await self._call_result("stop")
+            return
         key = self._results.close()
         try:
             await self._call_result("stop")
@@ -180,6 +260,13 @@ class ReactionProxy(ComponentProxy):
 
     def _codec_or_raise(self) -> PayloadCodec:
         codec = self._codec
+        if codec is None and self._gen is not GEN_04:
+            raise DrasiHostError(
+                f"{self.label}: query results for FFI {self.abi_version} reactions are not "
+                "supported by this host yet",
+                plugin=self.plugin,
+                component_id=self.id,
+            )
         if codec is None:
             raise PayloadFormatError(
                 f"{self.label}: plugin {self._plugin_label} exports no payload format "

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 import anyio
 import attrs
 
 from .. import _abi
-from .._abi import NULL, Borrowed, ffi, lib
+from .._abi import NULL, ffi, lib
 from .._native import Lifetime, drop_vtable, on_drop_thread, run_blocking
 from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
 from ..models import DispatchMode, SourceRuntimeContext, SubscriptionSettings
 from ._component import ComponentProxy
+from ._generation import GEN_04
 from .bootstrap import build_provider_vtable, discard_provider_vtable
 from .receivers import (
     DEFAULT_CAPACITY,
@@ -47,6 +47,68 @@ class SourceProxy(ComponentProxy):
 
     component_type = "source"
     _required = (*ComponentProxy._required, "dispatch_mode_fn", "subscribe_fn")
+
+    # ---- what FFI 0.13 sources add (None for 0.4 sources) ----------------------------
+
+    def _optional(self, field: str) -> Any:
+        """The vtable function ``field`` when this generation's vtable has it
+        and the plugin set it, else None."""
+        if self._gen is GEN_04:
+            return None
+        fn = getattr(self._vt, field)
+        return None if fn == NULL else fn
+
+    def properties(self) -> dict[str, Any] | None:
+        """The source's configuration properties (FFI 0.13 ``properties_fn``,
+        a JSON object); None for a 0.4 source or when the plugin has no
+        ``properties_fn``.  :class:`PluginProtocolError` when the plugin's
+        text is not a JSON object."""
+        fn = self._optional("properties_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            raw = fn(self._vt.state)
+        try:
+            return _abi.take_json_object(raw, f"{self.label} properties")
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
+
+    def describe_schema(self) -> dict[str, Any] | None:
+        """The schema the source describes (FFI 0.13 ``describe_schema_fn``:
+        ``{"nodes": [...], "relations": [...]}``), or None when it describes
+        none (JSON ``null``), for a 0.4 source, or without the function.
+        :class:`PluginProtocolError` for text that is neither."""
+        fn = self._optional("describe_schema_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            raw = fn(self._vt.state)
+        what = f"{self.label} describe_schema"
+        try:
+            value = _abi.take_json(raw, what)
+            if value is not None and not isinstance(value, dict):
+                raise PluginProtocolError(
+                    f"{what} is a JSON {type(value).__name__}, not an object or null"
+                )
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
+        return value
+
+    @property
+    def supports_replay(self) -> bool | None:
+        """Whether the source can resume from a stored position (FFI 0.13
+        ``supports_replay_fn``); None for a 0.4 source or without the function."""
+        fn = self._optional("supports_replay_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            try:
+                return _abi.call_bool(fn, self._vt.state, what=f"{self.label} supports_replay")
+            except DrasiHostError as exc:
+                self._attributed(exc)
+                raise
 
     @property
     def dispatch_mode(self) -> DispatchMode:
@@ -91,17 +153,18 @@ class SourceProxy(ComponentProxy):
                 f"not {type(settings).__name__}"
             )
         self._require_initialized("subscribe")
-        b = Borrowed()
+        if self._gen is not GEN_04:
+            raise DrasiHostError(
+                f"{self.label}: subscribe() on FFI {self.abi_version} sources is not "
+                "supported by this host yet",
+                plugin=self.plugin,
+                component_id=self.id,
+            )
+        b = self._gen.borrowed()
         ctx = self.callback_context
         mark = ctx.mark() if ctx is not None else 0
         ptr = await self._call(
-            self._vt.subscribe_fn,
-            self._vt.state,
-            b.str(settings.source_id),
-            bool(settings.enable_bootstrap),
-            b.str(settings.query_id),
-            b.str(json.dumps(list(settings.nodes))),
-            b.str(json.dumps(list(settings.relations))),
+            self._vt.subscribe_fn, self._vt.state, *self._gen.subscribe_args(b, settings)
         )
         if ptr == NULL:
             raise PluginCallError(
@@ -187,6 +250,13 @@ class SourceProxy(ComponentProxy):
         :class:`BootstrapProviderProxy` from another plugin).  The plugin owns
         what it is given; a provider proxy stays alive until it lets go."""
         self._check_open()
+        if self._gen is not GEN_04:
+            raise DrasiHostError(
+                f"{self.label}: set_bootstrap_provider() on FFI {self.abi_version} sources "
+                "is not supported by this host yet",
+                plugin=self.plugin,
+                component_id=self.id,
+            )
         try:
             _abi.require_functions(self._vt, ("set_bootstrap_provider_fn",), self.label)
             vt = build_provider_vtable(provider, codec=self._codec, label=self.label)

@@ -1,0 +1,236 @@
+"""Components of FFI 0.13 plugins (ABI-0.13.md sections 3, 5-9): the create
+calls' ``FfiCreateResult``, what the 0.13 vtables add, the 96-byte runtime
+context, the status values 6 and 7, and the per-generation routing of the
+proxies.  The rules both generations share run in the parametrised tests of
+``test_lifecycle.py``, ``test_source.py``, ``test_reaction.py`` and
+``test_bootstrap.py``."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from generations import stats013
+
+from drasi_host import (
+    CallbackContext,
+    ComponentStatus,
+    DrasiHostError,
+    LoadedPlugin,
+    PluginCallError,
+    PluginProtocolError,
+    ReactionRuntimeContext,
+    RecoveryPolicy,
+    SourceRuntimeContext,
+    _abi,
+    _abi013,
+)
+from drasi_host.bridges.state_store import MemoryStateStore
+from drasi_host.loader import load_plugin
+from drasi_host.proxies._generation import GEN_013, GEN_04, generation
+
+pytestmark = pytest.mark.anyio
+
+INSTANCE = "inst013"
+
+
+@pytest.fixture
+def v013_path(fixture_plugins_013: dict[str, Path], tmp_path: Path) -> Path:
+    """A private copy of the 0.13 library with every kind (counters of its own)."""
+    dst = tmp_path / fixture_plugins_013["v013_all"].name
+    shutil.copy2(fixture_plugins_013["v013_all"], dst)
+    return dst
+
+
+@pytest.fixture
+def v013(v013_path: Path, callbacks: CallbackContext) -> Iterator[LoadedPlugin]:
+    with load_plugin(v013_path, callbacks) as loaded:
+        yield loaded
+
+
+@pytest.fixture
+def hostile(fixture_plugins_013: dict[str, Path], callbacks: CallbackContext) -> Iterator[Any]:
+    with load_plugin(fixture_plugins_013["v013_hostile"], callbacks) as loaded:
+        yield loaded
+
+
+# ---- the generation objects -----------------------------------------------------------
+
+
+def test_generations_are_chosen_by_version() -> None:
+    assert generation("0.4") is GEN_04 and generation("0.13") is GEN_013
+    assert (GEN_04.abi_version, GEN_013.abi_version) == ("0.4", "0.13")
+    assert GEN_013.ffi is _abi013.ffi and GEN_04.ffi is _abi.ffi
+    with pytest.raises(DrasiHostError, match=r"'0\.9'"):
+        generation("0.9")
+
+
+@pytest.mark.parametrize("raw", range(-2, 10))
+def test_status_values_per_generation(raw: int) -> None:
+    if 0 <= raw <= 5:
+        assert GEN_04.status(raw, "s") is ComponentStatus(raw)
+    else:
+        with pytest.raises(PluginProtocolError, match=f"s: {raw} is not a valid ComponentStatus"):
+            GEN_04.status(raw, "s")
+    if 0 <= raw <= 7:
+        assert GEN_013.status(raw, "s") is ComponentStatus(raw)
+    else:
+        with pytest.raises(PluginProtocolError) as info:
+            GEN_013.status(raw, "s")
+        assert "ADDED=6" in str(info.value) and "REMOVED=7" in str(info.value)
+    assert ComponentStatus.ADDED == 6 and ComponentStatus.REMOVED == 7
+
+
+def _create_result(code: int, message: bytes | None, ptr: Any = None) -> Any:
+    ffi = _abi013.ffi
+    value = ffi.new("FfiCreateResult *")
+    value.error_code = code
+    if message is not None:
+        value.error_msg = ffi.cast("char *", _abi.malloc_bytes(message + b"\0"))
+    if ptr is not None:
+        value.ptr = ptr
+    return value[0]
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (1, b"bad config", "bad config"),
+        (1, None, "unknown error"),
+        (-3, b"negative", "negative"),
+        (42, b"\xff\xfeinvalid utf-8", "\ufffd\ufffdinvalid utf-8"),
+        (0, None, "factory returned null"),
+        (0, b"a message with success", "factory returned null"),
+    ],
+)
+def test_create_results(code: int, message: bytes | None, expected: str) -> None:
+    created = GEN_013.created(_create_result(code, message))
+    assert not created.ok
+    assert (created.message, created.code) == (expected, code)
+
+
+def test_a_block_with_a_failure_code_is_not_trusted() -> None:
+    block = _abi013.ffi.new("char[16]")  # not heap memory: freeing it would crash
+    created = GEN_013.created(_create_result(1, b"no", _abi013.ffi.cast("void *", block)))
+    assert not created.ok and created.message == "no"
+
+
+# ---- create calls: typed errors -----------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["fail", "nullptr"])
+async def test_hostile_create_modes_are_typed_errors(hostile: LoadedPlugin, mode: str) -> None:
+    expected = {"fail": "create refused: mode fail", "nullptr": "factory returned null"}[mode]
+    code = {"fail": 1, "nullptr": 0}[mode]
+    calls = [
+        ("source", hostile.source_plugins[0].create_source("h1", {"mode": mode})),
+        (
+            "reaction",
+            hostile.reaction_plugins[0].create_reaction("h2", ["q1"], {"mode": mode}),
+        ),
+        ("bootstrap", hostile.bootstrap_plugins[0].create_bootstrap_provider({"mode": mode})),
+    ]
+    for kind, call in calls:
+        with pytest.raises(PluginCallError) as info:
+            await call
+        err = info.value
+        assert err.plugin_message is not None and expected in err.plugin_message, kind
+        assert err.code == code
+        assert err.plugin == hostile.name
+        assert "refused by the plugin" in str(err)
+    stats = stats013(hostile.path)
+    assert stats["objects_created"] == stats["objects_dropped"]
+
+
+async def test_refused_creates_leak_nothing_and_name_the_component(v013: LoadedPlugin) -> None:
+    before = stats013(v013.path)
+    for i in range(20):
+        with pytest.raises(PluginCallError) as info:
+            await v013.source_plugins[0].create_source(f"no-{i}", {"mode": "fail"})
+        assert info.value.component_id == f"no-{i}"
+    after = stats013(v013.path)
+    assert after["objects_created"] == before["objects_created"]
+
+
+# ---- instances -------------------------------------------------------------------------
+
+
+async def test_source_members_of_0_13(v013: LoadedPlugin) -> None:
+    async with await v013.source_plugins[0].create_source(
+        "s1", {"count": 7, "bootstrap_count": 3}, auto_start=False
+    ) as source:
+        assert source.abi_version == "0.13"
+        assert (source.id, source.type_name, source.auto_start) == ("s1", "fixture013", False)
+        assert source.properties() == {"count": 7, "bootstrap_count": 3}
+        assert source.describe_schema() is None  # the fixture describes none
+        assert source.supports_replay is False
+        await source.initialize(SourceRuntimeContext(INSTANCE, "s1"))
+        assert await source.status() is ComponentStatus.ADDED
+
+
+async def test_reaction_members_of_0_13(v013: LoadedPlugin) -> None:
+    async with await v013.reaction_plugins[0].create_reaction("r1", ["q1"]) as reaction:
+        assert reaction.abi_version == "0.13"
+        assert reaction.properties() == {}
+        assert reaction.is_durable is False
+        assert reaction.needs_snapshot_on_fresh_start is False
+        assert reaction.default_recovery_policy is RecoveryPolicy.STRICT
+
+
+async def test_0_4_objects_have_none_of_the_0_13_members(
+    fixture_plugins: dict[str, Path], callbacks: CallbackContext
+) -> None:
+    with load_plugin(fixture_plugins["multi"], callbacks) as plugin:
+        async with await plugin.source_plugins[0].create_source("s") as source:
+            assert source.abi_version == "0.4"
+            assert source.properties() is None
+            assert source.describe_schema() is None
+            assert source.supports_replay is None
+        async with await plugin.reaction_plugins[0].create_reaction("r", ["q"]) as reaction:
+            assert reaction.properties() is None
+            assert reaction.is_durable is None
+            assert reaction.needs_snapshot_on_fresh_start is None
+            assert reaction.default_recovery_policy is None
+        provider = await plugin.bootstrap_plugins[0].create_bootstrap_provider()
+        assert provider.abi_version == "0.4"
+        await provider.aclose()
+
+
+async def test_initialize_hands_over_the_state_store(v013: LoadedPlugin) -> None:
+    store = MemoryStateStore()
+    async with await v013.source_plugins[0].create_source("st1") as source:
+        await source.initialize(SourceRuntimeContext(INSTANCE, "st1", state_store=store))
+        await source.start()  # the fixture writes and reads back one key
+        assert stats013(v013.path)["state_store_ops"] == 2
+        assert store.get("st1", "started") == b"yes"
+        await source.stop()
+
+
+async def test_lifecycle_callbacks_are_routed_per_instance(
+    v013: LoadedPlugin, callbacks: CallbackContext
+) -> None:
+    async with await v013.source_plugins[0].create_source("cb1") as source:
+        await source.initialize(SourceRuntimeContext(INSTANCE, "cb1"))
+        await source.start()
+        await source.stop()
+        assert source.callback_context is not None
+    events = callbacks.source_event_history.get("cb1")
+    assert [e.status for e in events] == [ComponentStatus.RUNNING, ComponentStatus.STOPPED]
+
+
+async def test_every_object_is_dropped_once(v013: LoadedPlugin) -> None:
+    source = await v013.source_plugins[0].create_source("d1")
+    reaction = await v013.reaction_plugins[0].create_reaction("d2", ["q1"])
+    provider = await v013.bootstrap_plugins[0].create_bootstrap_provider({"count": 2})
+    await source.initialize(SourceRuntimeContext(INSTANCE, "d1"))
+    await reaction.initialize(ReactionRuntimeContext(INSTANCE, "d2"))
+    await source.start()
+    await reaction.start()
+    for obj in (source, reaction, provider):
+        await obj.aclose()
+        await obj.aclose()
+    stats = stats013(v013.path)
+    assert stats["objects_created"] == stats["objects_dropped"] == 3
