@@ -234,3 +234,51 @@ async def test_every_object_is_dropped_once(v013: LoadedPlugin) -> None:
         await obj.aclose()
     stats = stats013(v013.path)
     assert stats["objects_created"] == stats["objects_dropped"] == 3
+
+
+# ---- bootstrap providers between plugins ---------------------------------------------
+
+
+async def test_a_provider_never_crosses_generations(
+    v013: LoadedPlugin, fixture_plugins: dict[str, Path], callbacks: CallbackContext
+) -> None:
+    with load_plugin(fixture_plugins["multi"], callbacks) as v04:
+        source04 = await v04.source_plugins[0].create_source("s04")
+        provider04 = await v04.bootstrap_plugins[0].create_bootstrap_provider()
+        source13 = await v013.source_plugins[0].create_source("s13")
+        provider13 = await v013.bootstrap_plugins[0].create_bootstrap_provider()
+        for source, provider in ((source13, provider04), (source04, provider13)):
+            with pytest.raises(DrasiHostError) as info:
+                await source.set_bootstrap_provider(provider)
+            text = str(info.value)
+            assert source.label in text and provider.label in text
+            assert "FFI 0.4" in text and "FFI 0.13" in text
+            assert info.value.component_id == source.id
+        assert stats013(v013.path)["providers_adopted"] == 0
+        for obj in (source04, provider04, source13, provider13):
+            await obj.aclose()
+        assert not provider04._life.holds and not provider13._life.holds
+
+
+async def test_a_python_provider_cannot_feed_a_0_13_source(v013: LoadedPlugin) -> None:
+    class Provider:
+        async def bootstrap(self, request: Any, context: Any, event_tx: Any) -> int:
+            return 0
+
+    async with await v013.source_plugins[0].create_source("py") as source:
+        with pytest.raises(DrasiHostError, match="Python bootstrap provider"):
+            await source.set_bootstrap_provider(Provider())
+    assert stats013(v013.path)["providers_adopted"] == 0
+
+
+async def test_a_0_13_provider_is_leased_to_a_0_13_source(v013: LoadedPlugin) -> None:
+    provider = await v013.bootstrap_plugins[0].create_bootstrap_provider({"count": 2})
+    source = await v013.source_plugins[0].create_source("lease")
+    await source.set_bootstrap_provider(provider)
+    assert stats013(v013.path)["providers_adopted"] == 1
+    await provider.aclose()  # returns; the source still holds it
+    assert provider.closed and not provider._life.released
+    assert stats013(v013.path)["objects_dropped"] == 0
+    await source.aclose()  # drops the host-built vtable: the lease ends
+    assert provider._life.wait_released(5)
+    assert stats013(v013.path)["objects_dropped"] == 2

@@ -46,12 +46,12 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from .. import _abi
+from .. import _abi, _abi013
 from .._abi import NULL, Borrowed, ffi, lib
 from .._callbacks import c_callback, handles
 from .._native import Lease, NativeResource, drop_vtable, run_blocking
 from ..channels import EventChannel
-from ..errors import DrasiHostError, PayloadFormatError, PluginCallError
+from ..errors import ClosedError, DrasiHostError, PayloadFormatError, PluginCallError
 from ..logs import CallbackContext, _Route
 from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
@@ -62,7 +62,10 @@ __all__ = [
     "DEFAULT_EVENT_CAPACITY",
     "BootstrapProviderProxy",
     "build_provider_vtable",
+    "build_provider_vtable013",
+    "check_same_abi",
     "discard_provider_vtable",
+    "discard_provider_vtable013",
 ]
 
 _log = logging.getLogger("drasi_host.bootstrap")
@@ -482,3 +485,99 @@ def _on_bootstrap(
 @c_callback(_none)
 def _on_provider_drop(state: Any) -> None:
     _forget(_abi.ctx_key(state))
+
+
+# ---- a 0.13 plugin's provider handed to a 0.13 source ----------------------------
+
+
+def check_same_abi(provider: object, abi_version: str, label: str) -> None:
+    """Refuse a provider proxy of the other ABI generation than the source
+    (``label``, speaking ``abi_version``) with a :class:`DrasiHostError`
+    naming both: a vtable never crosses generations (ABI-0.13.md section
+    13.6)."""
+    theirs = getattr(provider, "abi_version", None)
+    if isinstance(provider, BootstrapProviderProxy) and theirs != abi_version:
+        raise DrasiHostError(
+            f"{label} (FFI {abi_version}) cannot take {provider.label} (FFI {theirs}) as its "
+            "bootstrap provider: providers do not cross ABI generations (feed the source's "
+            "data through Python instead)",
+            plugin=getattr(provider, "plugin", None),
+        )
+
+
+class _Wrapped013:
+    """What the state key of a host-built 0.13 ``BootstrapProviderVtable``
+    names: the provider proxy's vtable and the lease keeping it alive."""
+
+    def __init__(self, proxy: BootstrapProviderProxy) -> None:
+        self.vt = proxy._vt
+        self.lease = Lease(proxy._life)  # ClosedError when the proxy is closing
+        self.label = proxy.label
+
+
+def build_provider_vtable013(proxy: BootstrapProviderProxy) -> Any:
+    """A ``malloc``ed 0.13 ``BootstrapProviderVtable *`` for a 0.13 source
+    plugin (which frees it with ``free()`` after calling its ``drop_fn``),
+    forwarding ``bootstrap_fn`` to ``proxy``'s plugin: every argument and
+    the returned stream are plain C (section 9), so the plugin's stream goes
+    to the source unchanged.  ``proxy`` is leased until the source drops the
+    vtable, and never released during a ``bootstrap_fn`` call."""
+    ffi13 = _abi013.ffi
+    entry = _Wrapped013(proxy)
+    key = handles.add(entry)
+    block = lib.malloc(ffi13.sizeof("BootstrapProviderVtable"))
+    if block == NULL:
+        handles.remove(key)
+        entry.lease.release()
+        raise MemoryError(f"{proxy.label}: malloc failed for a bootstrap provider vtable")
+    vt = ffi13.cast("BootstrapProviderVtable *", block)
+    vt.state = _abi.key_ctx(key)
+    vt.executor = NULL
+    vt.bootstrap_fn = _BOOTSTRAP_013
+    vt.drop_fn = _DROP_013
+    return vt
+
+
+def discard_provider_vtable013(vt: Any) -> None:
+    """Release a vtable from :func:`build_provider_vtable013` that was never
+    handed to a plugin."""
+    _forget013(vt.state)
+    lib.free(vt)
+
+
+def _forget013(state: Any) -> None:
+    key = _abi.ctx_key(state)
+    entry = handles.get(key)
+    handles.remove(key)
+    if isinstance(entry, _Wrapped013):
+        entry.lease.release()
+
+
+def _null(_exc: BaseException) -> Any:
+    return NULL
+
+
+@c_callback(_null)
+def _bootstrap013(state: Any, *args: Any) -> Any:
+    entry = handles.get(_abi.ctx_key(state))
+    if not isinstance(entry, _Wrapped013):
+        return NULL
+    try:
+        with entry.lease.entered():
+            return entry.vt.bootstrap_fn(entry.vt.state, *args)
+    except ClosedError:
+        _log.error("%s: bootstrap_fn called after the source let go of it", entry.label)
+        return NULL
+
+
+@c_callback(_none)
+def _drop013(state: Any) -> None:
+    _forget013(state)
+
+
+_BOOTSTRAP_013 = _abi013.ffi.callback(
+    "FfiBootstrapStream *(*)(void *, FfiStr, const FfiStr *, size_t, const FfiStr *, size_t, "
+    "FfiStr, FfiStr, FfiStr)",
+    _bootstrap013,
+)
+_DROP_013 = _abi013.ffi.callback("void (*)(void *)", _drop013)

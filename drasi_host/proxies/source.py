@@ -15,7 +15,14 @@ from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
 from ..models import DispatchMode, SourceRuntimeContext, SubscriptionSettings
 from ._component import ComponentProxy
 from ._generation import GEN_04
-from .bootstrap import build_provider_vtable, discard_provider_vtable
+from .bootstrap import (
+    BootstrapProviderProxy,
+    build_provider_vtable,
+    build_provider_vtable013,
+    check_same_abi,
+    discard_provider_vtable,
+    discard_provider_vtable013,
+)
 from .receivers import (
     DEFAULT_CAPACITY,
     DEFAULT_MAX_BYTES,
@@ -248,18 +255,28 @@ class SourceProxy(ComponentProxy):
         """Give the plugin a bootstrap provider: any object with an async
         ``bootstrap(request, context, event_tx)`` (a Python provider, or a
         :class:`BootstrapProviderProxy` from another plugin).  The plugin owns
-        what it is given; a provider proxy stays alive until it lets go."""
+        what it is given; a provider proxy stays alive until it lets go.
+
+        A provider proxy must speak the source's ABI generation
+        (:class:`DrasiHostError` naming both otherwise).  An FFI 0.13 source
+        takes 0.13 provider proxies only: Python providers for 0.13 sources
+        are not supported (:class:`DrasiHostError`)."""
         self._check_open()
-        if self._gen is not GEN_04:
-            raise DrasiHostError(
-                f"{self.label}: set_bootstrap_provider() on FFI {self.abi_version} sources "
-                "is not supported by this host yet",
-                plugin=self.plugin,
-                component_id=self.id,
-            )
         try:
             _abi.require_functions(self._vt, ("set_bootstrap_provider_fn",), self.label)
-            vt = build_provider_vtable(provider, codec=self._codec, label=self.label)
+            check_same_abi(provider, self.abi_version, self.label)
+            if self._gen is GEN_04:
+                vt = build_provider_vtable(provider, codec=self._codec, label=self.label)
+                discard = discard_provider_vtable
+            elif isinstance(provider, BootstrapProviderProxy):
+                vt = build_provider_vtable013(provider)
+                discard = discard_provider_vtable013
+            else:
+                raise DrasiHostError(
+                    f"{self.label}: a Python bootstrap provider ({type(provider).__name__}) "
+                    f"cannot feed an FFI {self.abi_version} source; only bootstrap providers "
+                    f"of FFI {self.abi_version} plugins can"
+                )
         except DrasiHostError as exc:
             self._attributed(exc)
             raise
@@ -267,7 +284,7 @@ class SourceProxy(ComponentProxy):
         try:
             life.enter()
         except BaseException:
-            discard_provider_vtable(vt)
+            discard(vt)
             raise
         fn, state = self._vt.set_bootstrap_provider_fn, self._vt.state
 
