@@ -55,6 +55,7 @@ from .models import (
     ChangeOp,
     ComponentEvent,
     ComponentStatus,
+    ControlEvent,
     CredentialKind,
     Credentials,
     DispatchMode,
@@ -76,8 +77,10 @@ from .payloads import JSON_FORMAT, MAX_PAYLOAD_SIZE, MSGPACK_FORMAT, SUPPORTED_F
 from .protocols import (
     BootstrapPluginDescriptor,
     BootstrapProvider,
+    ConfigResolver,
     Reaction,
     ReactionPluginDescriptor,
+    SnapshotFetcher,
     Source,
     SourcePluginDescriptor,
 )
@@ -91,6 +94,7 @@ from .proxies.descriptors import (
 )
 from .proxies.reaction import ReactionProxy
 from .proxies.receivers import BootstrapReceiverProxy, ChangeReceiverProxy
+from .proxies.services import IdentityProviderProxy, SecretStoreProxy
 from .proxies.source import SourceProxy, SubscriptionResponse
 
 #: The package version (the one place it is written; the build reads it here).
@@ -138,7 +142,9 @@ __all__ = [
     "ComponentEvent",
     "ComponentEventHistory",
     "ComponentStatus",
+    "ConfigResolver",
     "ConfigurationError",
+    "ControlEvent",
     "CredentialKind",
     "Credentials",
     "DispatchMode",
@@ -148,6 +154,7 @@ __all__ = [
     "EventBatch",
     "IdentityProvider",
     "IdentityProviderPluginProxy",
+    "IdentityProviderProxy",
     "IdentityProviderVtableBuilder",
     "IncompatiblePluginError",
     "InstanceCallbackContext",
@@ -183,7 +190,9 @@ __all__ = [
     "RegistryTransportError",
     "ResultDiff",
     "SecretStorePluginProxy",
+    "SecretStoreProxy",
     "SignatureVerificationError",
+    "SnapshotFetcher",
     "Source",
     "SourceChange",
     "SourceEventWrapper",

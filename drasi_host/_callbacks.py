@@ -4,7 +4,8 @@ A plugin calls back into the host from any of its threads, at any time,
 sometimes after the host has finished with the component concerned.  Every
 such call follows the same path:
 
-1. The plugin calls a C function of ``drasi_host._ffi`` (``host.c``).  Event
+1. The plugin calls a C function of ``drasi_host._ffi`` (``host.c``; for the
+   host services of 0.13 plugins, of ``drasi_host._ffi013``, ``host013.c``).  Event
    pushes and result pulls are answered entirely in C, through channels, and
    never enter Python.  Everything else (logs, lifecycle events, the state
    store, identity, Python bootstrap providers) goes through a *shim* that
@@ -36,7 +37,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import _abi
+from . import _abi, _abi013
 from ._abi import ffi
 
 __all__ = ["HandleTable", "c_callback", "callback_errors", "handles"]
@@ -91,6 +92,7 @@ def _shutdown() -> None:
     :data:`SHUTDOWN_WAIT_MS` to return (the C call releases the GIL, so they
     can) before the runtime goes away."""
     left = _abi.lib.dh_host_shutdown(SHUTDOWN_WAIT_MS)
+    left += _abi013.lib.dh13_host_shutdown(SHUTDOWN_WAIT_MS)
     if left > 0:
         _log.warning(
             "interpreter exit: %d plugin callback(s) still running after %d ms",

@@ -325,11 +325,9 @@ class EventChannel:
         self.label = label
         self.bootstrap = kind == lib.DH_KIND_BOOTSTRAP_EVENTS
         self.notifier = _new_notifier(label)
-        flags = lib.DH_CHAN_DRASI_PAYLOAD if codec is not None else 0
+        flags, max_payload = self._chan_params()
         self.key = int(
-            lib.dh_chan_new(
-                kind, flags, capacity, max_bytes, MAX_PAYLOAD_SIZE, self.notifier.write_fd
-            )
+            lib.dh_chan_new(kind, flags, capacity, max_bytes, max_payload, self.notifier.write_fd)
         )
         if self.key == lib.DH_NO_CHANNEL:
             self.notifier.close()
@@ -340,6 +338,10 @@ class EventChannel:
         self.last_batch = 0
         self.ended = False
         self.released = False
+
+    def _chan_params(self) -> tuple[int, int]:
+        """The native channel's flags and payload maximum."""
+        return (lib.DH_CHAN_DRASI_PAYLOAD if self.codec is not None else 0), MAX_PAYLOAD_SIZE
 
     @property
     def ctx(self) -> Any:
@@ -649,11 +651,10 @@ class EventBatch:
 
     def changes(self) -> list[SourceChange | None]:
         """Every event's change, decoded now (None for opaque payloads)."""
-        codec = self._channel.codec
-        if codec is None:
-            return [None] * len(self)
-        if self._events is not None:
+        if self._events is not None:  # built already (0.13 events always are)
             return [event.change for event in self._events]
+        if self._channel.codec is None:
+            return [None] * len(self)
         return [event.change for event in self.events]
 
     def __repr__(self) -> str:
@@ -681,6 +682,9 @@ class ResultChannel:
     it down before the plugin's ``drop_fn`` runs.
     """
 
+    #: Flags of the native channels opened (``DH_CHAN_*``).
+    _flags = 0
+
     def __init__(self) -> None:
         self.notifier = _new_notifier("a results channel")
         self.key = 0
@@ -696,7 +700,11 @@ class ResultChannel:
             old, self.key = self.key, 0
         if old:
             lib.dh_chan_release(old)
-        key = int(lib.dh_chan_new(lib.DH_KIND_RESULTS, 0, capacity, 1, 0, self.notifier.write_fd))
+        key = int(
+            lib.dh_chan_new(
+                lib.DH_KIND_RESULTS, self._flags, capacity, 1, 0, self.notifier.write_fd
+            )
+        )
         if key == lib.DH_NO_CHANNEL:
             raise ChannelLimitError("no results channel could be created (too many open)")
         with self._lock:

@@ -8,12 +8,18 @@ batches of a channel (:mod:`drasi_host.channels`).  They are plain
 from the batch's byte arena only when ``.payload`` is first read, and the
 :class:`~drasi_host.models.SourceChange` is decoded on first access of
 ``.change``; both are cached.
+
+Events of FFI 0.13 plugins are the same classes, built with their change
+(or their :class:`ControlEvent`) already decoded from the MessagePack
+payload (:mod:`drasi_host._events013`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
 
 from .errors import PayloadFormatError, PluginProtocolError
 
@@ -21,7 +27,26 @@ if TYPE_CHECKING:
     from .models import ChangeOp, SourceChange
     from .payloads import PayloadCodec
 
-__all__ = ["BootstrapEvent", "SourceEventWrapper"]
+__all__ = ["BootstrapEvent", "ControlEvent", "ControlKind", "SourceEventWrapper"]
+
+ControlKind = Literal["Future", "FuturesDue", "Subscription"]
+
+
+@attrs.frozen
+class ControlEvent:
+    """What an FFI 0.13 source event carries instead of a change: a
+    ``Future`` change, or a ``FuturesDue`` / ``Subscription`` control event.
+
+    ``data`` holds the decoded fields: for ``"Future"`` ``element_ref`` (an
+    :class:`~drasi_host.models.ElementReference`), ``original_time``,
+    ``due_time`` and ``group_signature``; for ``"FuturesDue"`` nothing; for
+    ``"Subscription"`` ``query_id``, ``query_node_id``, ``node_labels`` and
+    ``rel_labels`` (tuples) and ``operation`` (``"Insert"``, ``"Update"`` or
+    ``"Delete"``).  ``data`` takes part in ``==``, not in ``hash()``.
+    """
+
+    kind: ControlKind
+    data: dict[str, Any] = attrs.field(hash=False)
 
 
 class SourceEventWrapper:
@@ -33,11 +58,15 @@ class SourceEventWrapper:
     payload with the plugin's codec on first access and caches the result; it
     is None when there is no payload or no codec.  A payload that does not
     decode raises :class:`PluginProtocolError` on every access.
+
+    ``control`` is None except for the ``Future`` changes and control events
+    of FFI 0.13 plugins: a :class:`ControlEvent`, with ``change`` None.
     """
 
     __slots__ = (
         "_change",
         "_codec",
+        "_control",
         "_decoded",
         "_end",
         "_payload",
@@ -53,6 +82,8 @@ class SourceEventWrapper:
     #: a missing attribute, so the first read raises nothing.
     _change: SourceChange | None
     _decoded: bool
+    #: Set only for the events of 0.13 plugins (an unset slot reads as None).
+    _control: ControlEvent | None
     #: The payload itself (``_end < 0``), or the arena it is sliced from.
     _payload: bytes | None
 
@@ -108,6 +139,15 @@ class SourceEventWrapper:
         self._decoded = True
         return change
 
+    @property
+    def control(self) -> ControlEvent | None:
+        """The :class:`ControlEvent` of a 0.13 ``Future`` change or control
+        event; None for every change (and every 0.4 event)."""
+        try:
+            return self._control
+        except AttributeError:  # never set: the events of the fast paths
+            return None
+
     def payload_for(self, codec: PayloadCodec) -> bytes:
         """The change encoded with ``codec``: the received bytes when they are
         already in that format, otherwise ``change`` re-encoded."""
@@ -120,6 +160,11 @@ class SourceEventWrapper:
             return payload
         change = self.change
         if change is None:
+            if self.control is not None:
+                raise PayloadFormatError(
+                    f"source {self.source_id!r}: a {self.control.kind} event carries no "
+                    f"change to encode as {codec.media_type}"
+                )
             raise PayloadFormatError(
                 f"source {self.source_id!r}: the event for entity {self.entity_id!r} has an "
                 f"opaque payload and cannot be re-encoded as {codec.media_type}"

@@ -30,6 +30,7 @@ import attrs
 from . import _abi, _abi013
 from ._abi import NULL, ffi, lib
 from ._native import NativeResource, drop_vtable, run_on_drop_thread
+from .bridges.config_resolver import register_config_resolver
 from .errors import (
     DrasiHostError,
     IncompatiblePluginError,
@@ -39,6 +40,7 @@ from .errors import (
 )
 from .lockfile import PluginLockfile
 from .logs import CallbackContext, _Route
+from .models import LogLevel
 from .payloads import PayloadCodec, codec_for
 from .proxies.descriptors import (
     BootstrapPluginProxy,
@@ -152,9 +154,16 @@ class LoadedPlugin(NativeResource):
         factories: list[_Factory],
         route: _Route,
         abi_version: str = "0.4",
+        *,
+        set_log_level: Any = None,
+        log_filter: int | None = None,
     ) -> None:
         super().__init__(f"plugin {path.name}")
         self._life.own(route.close)  # after every factory is released
+        # The 0.13 registration's set_log_level (None for 0.4 plugins).
+        self._set_log_level = set_log_level
+        #: The ``FfiLogLevelFilter`` last pushed to a 0.13 plugin (None for 0.4).
+        self.log_filter = log_filter
         for factory in factories:
             self._life.adopt(factory._life)
         self.path = path
@@ -185,6 +194,29 @@ class LoadedPlugin(NativeResource):
     @property
     def name(self) -> str:
         return self.path.name
+
+    def set_log_level(self, level: LogLevel | int) -> None:
+        """Set the level below which the plugin drops its log records itself.
+
+        ``level`` is a :class:`~drasi_host.models.LogLevel` (records of that
+        level and more severe pass) or a :mod:`logging` level number (records
+        that level would let through pass; anything below ``DEBUG`` means
+        Trace, anything above ``ERROR`` means Error).  Anything else raises
+        TypeError; a closed plugin raises :class:`ClosedError`.
+
+        For a 0.13 plugin the filter is per library (ABI-0.13.md section 4):
+        it applies to every component of the library, also those loaded
+        through another :class:`LoadedPlugin` of the same file, and the last
+        call wins.  A 0.4 plugin has no such filter: the call checks
+        ``level`` and does nothing else (its records are filtered by the
+        :mod:`logging` configuration of ``drasi.plugin``, as always).
+        """
+        value = _abi013.level_filter(level)
+        with self._life.entered():
+            if self._set_log_level is None:
+                return
+            self._set_log_level(value)
+            self.log_filter = value
 
     def close(self) -> None:
         """Release every factory (``drop_fn``) and wait for it; idempotent.
@@ -525,7 +557,8 @@ def _load_013(
 ) -> LoadedPlugin:
     """The 0.13 load sequence (ABI-0.13.md section 1): init; log and
     lifecycle callbacks; take the five factory arrays; the log level; free
-    the 112-byte registration block; wrap the factories."""
+    the 112-byte registration block; the config resolver (a route to
+    ``callbacks``, released with the plugin); wrap the factories."""
     ffi13 = _abi013.ffi
     ptr = lib.dh_dlsym(handle, b"drasi_plugin_init")
     if ptr == NULL:
@@ -547,15 +580,40 @@ def _load_013(
             _abi013.cast_fn("LifecycleCallbackFn", lib.dh_lifecycle_callback_ptr()),
         )
     broken, vtables = _copy_factory_arrays(reg, _FACTORY_ARRAYS_013, ffi13)
-    if reg.set_log_level != NULL:
-        reg.set_log_level(plugin_log_filter())
+    set_log_level = reg.set_log_level if reg.set_log_level != NULL else None
+    log_filter = None
+    if set_log_level is not None:
+        log_filter = plugin_log_filter()
+        set_log_level(log_filter)
     lib.free(registration)
     if broken:
         _release_all([], [vt for _, vt in vtables], route)
         raise PluginProtocolError(f"{path}: {'; '.join(broken)}", plugin=path)
+    # The last resolver set applies to the whole library: every load sets its
+    # own (answering "no resolver" when its context has none).
+    resolver = None
+    if reg.set_config_resolver != NULL:
+        resolver = register_config_resolver(reg.set_config_resolver, callbacks, path.name)
 
     def make(cls: type[_Factory], vtable: Any) -> _Factory:
         return cls(vtable, path.name, None, None, callbacks, route, abi_version="0.13")
 
-    factories = _wrap_factories(path, vtables, make, route)
-    return LoadedPlugin(path, metadata, None, factories, route, abi_version="0.13")
+    try:
+        factories = _wrap_factories(path, vtables, make, route)
+    except BaseException:
+        if resolver is not None:
+            resolver.close()
+        raise
+    plugin = LoadedPlugin(
+        path,
+        metadata,
+        None,
+        factories,
+        route,
+        abi_version="0.13",
+        set_log_level=set_log_level,
+        log_filter=log_filter,
+    )
+    if resolver is not None:
+        plugin._life.own(resolver.close)
+    return plugin

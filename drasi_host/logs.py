@@ -196,7 +196,14 @@ class ComponentEventHistory:
 
 
 class CallbackContext:
-    """Receives the global log and lifecycle callbacks of loaded plugins."""
+    """Receives the global log and lifecycle callbacks of loaded plugins.
+
+    ``config_resolver`` (a :class:`~drasi_host.protocols.ConfigResolver`,
+    e.g. a ``SecretStoreProxy``) answers the ``Secret`` configuration values
+    of every 0.13 plugin loaded with this context; it is read at each
+    request, so assigning the attribute later takes effect at once.  Without
+    one, those lookups fail with a clear error in the plugin's log.
+    """
 
     def __init__(
         self,
@@ -204,8 +211,10 @@ class CallbackContext:
         log_registry: LogRegistry | None = None,
         source_event_history: ComponentEventHistory | None = None,
         reaction_event_history: ComponentEventHistory | None = None,
+        config_resolver: Any = None,
     ) -> None:
         self.instance_id = instance_id
+        self.config_resolver = config_resolver
         self.log_registry = log_registry if log_registry is not None else LogRegistry()
         self.source_event_history = (
             source_event_history if source_event_history is not None else ComponentEventHistory()

@@ -19,7 +19,7 @@ Design:
   are dicts: they take part in ``==`` but not in ``hash()``, so equal objects
   still hash equally and a value whose documents differ simply collides.
 * Events received from a plugin (:class:`SourceEventWrapper`,
-  :class:`BootstrapEvent`) live in :mod:`drasi_host.events` and are
+  :class:`BootstrapEvent`, :class:`ControlEvent`) live in :mod:`drasi_host.events` and are
   re-exported here.
 * Query result timestamps are timezone-aware; a naive ``datetime`` is taken
   to be UTC and gets ``tzinfo=UTC`` attached when the :class:`QueryResult` is
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, overload
 import attrs
 import msgspec
 
-from drasi_host.events import BootstrapEvent, SourceEventWrapper
+from drasi_host.events import BootstrapEvent, ControlEvent, SourceEventWrapper
 
 #: The ``logging`` level plugin TRACE messages are logged at (below DEBUG).
 TRACE = 5
@@ -227,9 +227,14 @@ class Element(msgspec.Struct, frozen=True, omit_defaults=True, metaclass=_Checke
     element may carry no properties (``{}``) and, for a relation, no
     ``in_node``/``out_node``.  ``labels`` may be given as any iterable of
     strings (not a bare string) and is stored as a tuple.
+
+    ``type`` is None only for the element of an FFI 0.13 ``Delete``, which
+    carries only the metadata: then ``properties`` is ``{}`` and there are
+    no ``in_node``/``out_node``.  Such an element cannot be encoded as a 0.4
+    payload (the documents need a type).
     """
 
-    type: ElementType
+    type: ElementType | None
     reference: ElementReference
     labels: tuple[str, ...]
     effective_from: Annotated[int, msgspec.Meta(ge=0)]  # decoders check <= U64_MAX
@@ -243,7 +248,7 @@ class Element(msgspec.Struct, frozen=True, omit_defaults=True, metaclass=_Checke
 
         def __init__(
             self,
-            type: ElementType,
+            type: ElementType | None,
             reference: ElementReference,
             labels: Iterable[str],
             effective_from: int,
@@ -253,12 +258,18 @@ class Element(msgspec.Struct, frozen=True, omit_defaults=True, metaclass=_Checke
         ) -> None: ...
 
     def _check(self) -> Element:
-        if self.type != "node" and self.type != "relation":
-            raise ValueError(f"Element type must be 'node' or 'relation', not {self.type!r}")
         if type(self.labels) is not tuple:
             msgspec.structs.force_setattr(self, "labels", _str_tuple(self.labels))
         if self.properties is msgspec.UNSET:  # type: ignore[comparison-overlap]
             raise TypeError("Element() missing required argument: 'properties'")
+        if self.type != "node" and self.type != "relation":
+            if self.type is not None:
+                raise ValueError(f"Element type must be 'node' or 'relation', not {self.type!r}")
+            if self.properties != {} or self.in_node is not None or self.out_node is not None:
+                raise ValueError(
+                    "an Element of type None (the metadata of a deleted element) has "
+                    "properties={} and no in_node/out_node"
+                )
         return self
 
     def __hash__(self) -> int:
@@ -576,12 +587,16 @@ class SourceRuntimeContext:
 
 @attrs.frozen
 class ReactionRuntimeContext:
-    """Handed to a reaction's ``initialize``; see :class:`SourceRuntimeContext`."""
+    """Handed to a reaction's ``initialize``; see :class:`SourceRuntimeContext`.
+    ``snapshot_fetcher`` (a :class:`~drasi_host.protocols.SnapshotFetcher`,
+    optional) gives a 0.13 reaction the current rows of a query; 0.4
+    reactions ignore it."""
 
     instance_id: str
     reaction_id: str
     state_store: Any = attrs.field(default=None, hash=False)
     identity_provider: Any = attrs.field(default=None, hash=False)
+    snapshot_fetcher: Any = attrs.field(default=None, hash=False)
 
 
 # ---------------------------------------------------------- logs and events
@@ -624,6 +639,7 @@ __all__ = [
     "ChangeOp",
     "ComponentEvent",
     "ComponentStatus",
+    "ControlEvent",
     "CredentialKind",
     "Credentials",
     "DiffType",

@@ -499,7 +499,7 @@ def _change_from_wire(wire: _ChangeWire, check_values: bool) -> SourceChange | N
     JSON values (MessagePack can carry more)."""
     op = OP_FROM_WIRE[wire.op]
     element = wire.element
-    if element.effective_from >= _U64_LIMIT:
+    if element.effective_from >= _U64_LIMIT or element.type is None:
         return None
     if element.properties is _UNSET:
         if op is not ChangeOp.DELETE:
@@ -703,6 +703,12 @@ class PayloadCodec(abc.ABC):
     def encode_change(self, change: SourceChange) -> bytes:
         """``change`` as a change payload."""
         element = change.element
+        if element.type is None:
+            raise PayloadFormatError(
+                f"change of element {element.reference.element_id!r} cannot be encoded as "
+                f"{self.media_type}: its element has no type (an FFI 0.13 delete "
+                "carries only the metadata)"
+            )
         try:
             if self._encode is None:
                 return self.dump_document(change_to_document(change))

@@ -1,10 +1,12 @@
 """Structural types (``typing.Protocol``) the proxies satisfy and a host can
 implement in pure Python.  ``StateStoreProvider`` and ``IdentityProvider``
-live with their bridges and are re-exported from :mod:`drasi_host`."""
+live with their bridges and are re-exported from :mod:`drasi_host`; the host
+services of 0.13 plugins are :class:`ConfigResolver` and
+:class:`SnapshotFetcher`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import anyio.abc
@@ -23,11 +25,40 @@ from .models import (
 __all__ = [
     "BootstrapPluginDescriptor",
     "BootstrapProvider",
+    "ConfigResolver",
     "Reaction",
     "ReactionPluginDescriptor",
+    "SnapshotFetcher",
     "Source",
     "SourcePluginDescriptor",
 ]
+
+
+class ConfigResolver(Protocol):
+    """Resolves the ``Secret`` configuration values of 0.13 plugins
+    (``CallbackContext(config_resolver=...)``): ``resolve_secret(name)``
+    returns the secret, as a plain method (called on the plugin's thread) or
+    a coroutine method (run on the host's event loop).  Raising makes the
+    plugin's lookup fail with the exception's text.  A
+    :class:`~drasi_host.proxies.services.SecretStoreProxy` qualifies."""
+
+    def resolve_secret(self, name: str) -> str | Awaitable[str]: ...
+
+
+class SnapshotFetcher(Protocol):
+    """Gives 0.13 reactions the current rows of a query
+    (``ReactionRuntimeContext(snapshot_fetcher=...)``):
+    ``fetch_snapshot(query_id)`` returns the rows as mappings (JSON
+    objects), as a plain method (called on the plugin's thread), a coroutine
+    method (run on the host's event loop) or an async generator."""
+
+    def fetch_snapshot(
+        self, query_id: str
+    ) -> (
+        Iterable[Mapping[str, Any]]
+        | Awaitable[Iterable[Mapping[str, Any]]]
+        | AsyncIterable[Mapping[str, Any]]
+    ): ...
 
 
 class BootstrapProvider(Protocol):

@@ -2,7 +2,8 @@
 
 The declarations come from the ABI header ``cdefs/drasi_plugin.h`` (the one
 written form of the contract) with its preprocessor lines removed, followed
-by the host's own helpers (``host.h``) and the Python callbacks the helpers
+by the host's own helpers (``chanops.h``, the entries shared with
+``drasi_host._ffi013``, and ``host.h``) and the Python callbacks the helpers
 call (``callbacks.cdef``, declared ``extern "Python+C"`` so that C files
 compiled apart can call them).  The C files listed in ``SOURCES`` are
 compiled into the module: ``channels.c`` (the channels that move events and
@@ -60,13 +61,14 @@ def make_builder() -> FFI:
     _write_prototypes(callbacks)
     builder = FFI()
     builder.cdef(header_cdef(HEADER.read_text(encoding="utf-8")))
+    builder.cdef(_read("chanops.h"))
     builder.cdef(_read("host.h") + "\nvoid *malloc(size_t);\nvoid free(void *);\n")
     builder.cdef(callbacks.replace('extern "Python" ', 'extern "Python+C" '))
     builder.cdef(header_cdef(_read("memstore.h")))
     builder.set_source(
         "drasi_host._ffi",
         '#define DRASI_HOST_BUILD 1\n#include "drasi_plugin.h"\n#include <stdlib.h>\n'
-        '#include "host.h"\n#include "memstore.h"\n',
+        '#include "chanops.h"\n#include "host.h"\n#include "memstore.h"\n',
         sources=[str(HERE / name) for name in SOURCES],
         include_dirs=[str(HEADER.parent), str(HERE), str(GENERATED)],
         extra_compile_args=["-std=c11", "-O2", "-pthread", "-D_POSIX_C_SOURCE=200809L"],

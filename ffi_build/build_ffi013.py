@@ -3,11 +3,15 @@
 The second declaration set of the host: the Drasi FFI 0.13 generation, read
 from ``cdefs/drasi_plugin_0_13.h`` (its one written form) with the blocks
 between ``cffi-strip-begin`` / ``cffi-strip-end`` and every preprocessor line
-removed, plus the few C helpers of ``host013.h`` / ``host013.c`` that must run
+removed, plus the C helpers of ``host013.h`` / ``host013.c``: what must run
 without the interpreter lock (the drop function of host-made payloads, the
-release of plugin-made envelopes).  The 0.13 struct names collide with the
-0.4 ones of ``drasi_host._ffi`` at different layouts, hence a module of its
-own.
+release of plugin-made envelopes, snapshot row iterators, the push, result
+and bootstrap-result callbacks handed to plugins, which feed the channels of
+``drasi_host._ffi`` through the entries of ``chanops.h``) and the shims of
+the host services plugins call into Python (``callbacks013.cdef``: the config
+resolver, the identity provider, the snapshot fetcher).  The 0.13 struct
+names collide with the 0.4 ones of ``drasi_host._ffi`` at different layouts,
+hence a module of its own.
 
 Build it standalone into a directory of your choice::
 
@@ -50,18 +54,29 @@ def _read(name: str) -> str:
 
 def make_builder() -> FFI:
     """The FFI builder of ``drasi_host._ffi013`` (not yet compiled)."""
-    host_h = _read("host013.h")
+    host_h = _read("chanops.h") + "\n" + _read("host013.h")
+    callbacks = _read("callbacks013.cdef")
+    # The Python callbacks as static C prototypes, so host013.c can call them.
+    prototypes = re.sub(r'extern "Python" ', "static ", callbacks)
     builder = FFI()
     builder.cdef(header_cdef(header_text()))
     builder.cdef(host_h + "\nvoid *malloc(size_t);\nvoid free(void *);\n")
+    builder.cdef(callbacks)
     builder.set_source(
         MODULE,
         "#define DRASI_HOST_BUILD 1\n"
         '#include "drasi_plugin_0_13.h"\n'
         "#include <stdlib.h>\n"
-        "#include <string.h>\n" + host_h + "\n" + _read("host013.c"),
+        "#include <string.h>\n"
+        "#include <time.h>\n" + host_h + "\n" + prototypes + "\n" + _read("host013.c"),
         include_dirs=[str(HEADER.parent)],
-        extra_compile_args=["-std=c11", "-O2", "-Wall", "-Werror=incompatible-pointer-types"],
+        extra_compile_args=[
+            "-std=c11",
+            "-O2",
+            "-Wall",
+            "-D_POSIX_C_SOURCE=200809L",
+            "-Werror=incompatible-pointer-types",
+        ],
     )
     return builder
 

@@ -28,6 +28,16 @@
  *
  * Python waits on a socket a channel writes one byte to when an armed
  * consumer (or a producer waiting for space) should look again.
+ *
+ * Channels of FFI 0.13 components (DH_CHAN_ABI013) work the same way.  Their
+ * events come in through the entries of chanops.h, called by the 0.13
+ * callbacks of drasi_host._ffi013 (which alone know the 0.13 envelopes):
+ * the MessagePack payload is copied as the record's payload, with no routing
+ * hints; Python decodes it.  A 0.13 bootstrap channel also keeps the
+ * end-of-bootstrap result (dh_bootstrap_outcome).  A 0.13 result channel
+ * queues 0.13 FfiQueryResult envelopes made by the function
+ * dh_results_set_envelope013 installed, and records the exit sentinel of the
+ * reaction's forwarder (dh_result_pull013, dh_results_wait_exited).
  */
 #define DRASI_HOST_BUILD 1
 #ifndef _GNU_SOURCE
@@ -40,9 +50,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drasi_plugin.h"
+#include "chanops.h"
 #include "host.h"
 
 #define DH_CHUNK_SLOTS 1024u
@@ -94,7 +106,22 @@ typedef struct dh_slot {
     int producer_waiting;
     uint64_t pushed;
     uint64_t rejected;
+    /* 0.13 results: the forwarder's exit sentinel has arrived */
+    int exited;
+    /* 0.13 bootstrap: the end-of-bootstrap result (DH_OUTCOME_*) */
+    int outcome_state;
+    int64_t outcome_count;
+    uint8_t *outcome_position;
+    size_t outcome_position_len;
+    uint8_t *outcome_error;
+    size_t outcome_error_len;
+    int outcome_position_dropped;
+    int outcome_error_truncated;
 } dh_slot;
+
+/* The 0.13 result envelope functions (dh_results_set_envelope013). */
+static DhResultMakeFn dh_result013_make;
+static DhResultFreeFn dh_result013_free;
 
 static pthread_mutex_t dh_table_mu = PTHREAD_MUTEX_INITIALIZER;
 static dh_slot *dh_chunks[DH_MAX_CHUNKS];
@@ -147,6 +174,13 @@ uint64_t dh_chan_new(int kind, int flags, size_t capacity, size_t max_bytes,
     if (max_bytes > DH_MAX_CHANNEL_BYTES) max_bytes = DH_MAX_CHANNEL_BYTES;
     if (max_payload > DH_MAX_CHANNEL_BYTES) max_payload = DH_MAX_CHANNEL_BYTES;
     void **ring = NULL;
+    if (flags & DH_CHAN_ABI013) {
+        if (kind == DH_KIND_RESULTS &&
+            (!__atomic_load_n(&dh_result013_make, __ATOMIC_ACQUIRE) ||
+             !__atomic_load_n(&dh_result013_free, __ATOMIC_ACQUIRE)))
+            return DH_NO_CHANNEL; /* drasi_host._abi013 not imported */
+        if (max_payload > DH_MAX_FFI_PAYLOAD_BYTES) max_payload = DH_MAX_FFI_PAYLOAD_BYTES;
+    }
     if (kind == DH_KIND_RESULTS) {
         ring = calloc(capacity, sizeof(void *));
         if (!ring) return DH_NO_CHANNEL;
@@ -209,6 +243,12 @@ uint64_t dh_chan_new(int kind, int flags, size_t capacity, size_t max_bytes,
     s->notify_fd = notify_fd;
     s->consumer_waiting = s->producer_waiting = 0;
     s->pushed = s->rejected = 0;
+    s->exited = 0;
+    s->outcome_state = DH_OUTCOME_PENDING;
+    s->outcome_count = 0;
+    s->outcome_position = s->outcome_error = NULL;
+    s->outcome_position_len = s->outcome_error_len = 0;
+    s->outcome_position_dropped = s->outcome_error_truncated = 0;
     uint64_t key = ((uint64_t)s->generation << 32) | (uint64_t)(index + 1);
     pthread_mutex_unlock(&s->mu);
     return key;
@@ -243,6 +283,9 @@ void dh_chan_release(uint64_t key) {
     void **ring = s->ring;
     size_t head = s->head, count = s->count, cap = s->cap;
     dh_evbuf fill = s->fill, taken = s->taken;
+    int abi013 = (s->flags & DH_CHAN_ABI013) != 0;
+    uint8_t *outcome_position = s->outcome_position, *outcome_error = s->outcome_error;
+    s->outcome_position = s->outcome_error = NULL;
     s->ring = NULL;
     s->cap = s->count = s->head = 0;
     memset(&s->fill, 0, sizeof s->fill);
@@ -255,8 +298,15 @@ void dh_chan_release(uint64_t key) {
     pthread_mutex_unlock(&s->mu);
 
     /* The slot no longer refers to these: release them outside the lock. */
-    for (size_t i = 0; i < count; i++) dh_result_free(ring[(head + i) % cap]);
+    if (abi013) {
+        DhResultFreeFn free_item = __atomic_load_n(&dh_result013_free, __ATOMIC_ACQUIRE);
+        for (size_t i = 0; i < count; i++) free_item(ring[(head + i) % cap]);
+    } else {
+        for (size_t i = 0; i < count; i++) dh_result_free(ring[(head + i) % cap]);
+    }
     free(ring);
+    free(outcome_position);
+    free(outcome_error);
     dh_evbuf_free(&fill);
     dh_evbuf_free(&taken);
 
@@ -314,6 +364,10 @@ typedef struct dh_incoming {
     int32_t op;
     void *opaque;
     void (*drop_fn)(void *);
+    /* 0.13: the MessagePack payload, borrowed (raw set; opaque, drop_fn NULL) */
+    int raw;
+    const uint8_t *raw_data;
+    size_t raw_len;
 } dh_incoming;
 
 static void dh_incoming_release(dh_incoming *in) {
@@ -340,7 +394,7 @@ static bool dh_event_push(uint64_t key, int kind, dh_incoming *in) {
     uint32_t gen;
     dh_slot *s = dh_lookup(key, &gen);
     if (!s) goto refused;
-    if (s->kind != kind) {
+    if (s->kind != kind || ((s->flags & DH_CHAN_ABI013) != 0) != (in->raw != 0)) {
         s->rejected++;
         pthread_mutex_unlock(&s->mu);
         goto refused;
@@ -384,6 +438,20 @@ static bool dh_event_push(uint64_t key, int kind, dh_incoming *in) {
                 plen = len;
                 rec.payload_len = len;
             }
+        }
+    } else if (in->raw) {
+        size_t len = in->raw_len;
+        if (!in->raw_data || len == 0) {
+            rec.flags |= DH_REC_NULL_PAYLOAD;
+            rec.payload_len = len;
+        } else if ((uint64_t)len > s->max_payload) {
+            rec.flags |= DH_REC_OVERSIZE;
+            rec.payload_len = len;
+        } else {
+            rec.flags |= DH_REC_HAS_PAYLOAD;
+            pdata = in->raw_data;
+            plen = len;
+            rec.payload_len = len;
         }
     }
     size_t hneed = hl[0] + hl[1] + hl[2] + 3; /* each hint ends with a NUL */
@@ -476,6 +544,7 @@ static void dh_read_source_event(dh_incoming *in, const FfiSourceEvent *event) {
     in->op = (int32_t)ev.op;
     in->opaque = ev.opaque;
     in->drop_fn = ev.drop_fn;
+    in->raw = 0;
 }
 
 static void dh_read_bootstrap_event(dh_incoming *in, const FfiBootstrapEvent *event) {
@@ -489,6 +558,7 @@ static void dh_read_bootstrap_event(dh_incoming *in, const FfiBootstrapEvent *ev
     in->op = 0;
     in->opaque = ev.opaque;
     in->drop_fn = ev.drop_fn;
+    in->raw = 0;
 }
 
 /* FfiChangePushCallbackFn: the envelope becomes the host's and is freed
@@ -535,6 +605,117 @@ void dh_bootstrap_sender_init(FfiBootstrapSender *sender, uint64_t key) {
     sender->state = (void *)(uintptr_t)key;
     sender->send_fn = dh_bootstrap_sender_send;
     sender->drop_fn = dh_bootstrap_sender_drop;
+}
+
+/* ---- FFI 0.13 events (chanops.h) --------------------------------------- */
+
+static bool dh_event_push_bytes(uint64_t key, int kind, const uint8_t *data, size_t len,
+                                int64_t timestamp_us, uint64_t sequence, int32_t op) {
+    dh_incoming in;
+    memset(&in, 0, sizeof in);
+    in.timestamp_us = timestamp_us;
+    in.sequence = sequence;
+    in.op = op;
+    in.raw = 1;
+    in.raw_data = data;
+    in.raw_len = len;
+    return dh_event_push(key, kind, &in);
+}
+
+/* DhPushBytesFn of source events: `sequence` is not kept (the payload has it). */
+bool dh_event_push_source_bytes(uint64_t key, const uint8_t *data, size_t len,
+                                int64_t timestamp_us, uint64_t sequence, int32_t op) {
+    (void)sequence;
+    return dh_event_push_bytes(key, DH_KIND_SOURCE_EVENTS, data, len, timestamp_us, 0, op);
+}
+
+/* DhPushBytesFn of bootstrap events: `op` is not kept (always 0). */
+bool dh_event_push_bootstrap_bytes(uint64_t key, const uint8_t *data, size_t len,
+                                   int64_t timestamp_us, uint64_t sequence, int32_t op) {
+    (void)op;
+    return dh_event_push_bytes(key, DH_KIND_BOOTSTRAP_EVENTS, data, len, timestamp_us,
+                               sequence, 0);
+}
+
+/* DhEndStreamFn. */
+void dh_event_end_stream(uint64_t key) { dh_mark_eos(key); }
+
+static uint8_t *dh_copy_bytes(const uint8_t *data, size_t len) {
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy && len) memcpy(copy, data, len);
+    return copy;
+}
+
+/* DhStoreOutcomeFn: the first call for a live 0.13 bootstrap channel is
+ * kept (later ones, and calls naming a released channel, are ignored); the
+ * consumer is woken through the notify socket. */
+void dh_bootstrap_outcome_store(uint64_t key, int has_result, int64_t event_count,
+                                const uint8_t *position, size_t position_len,
+                                const uint8_t *error, size_t error_len) {
+    /* Copy before taking the lock (the bytes are the plugin's until we return). */
+    int position_dropped = 0, error_truncated = 0;
+    uint8_t *pos = NULL, *err = NULL;
+    if (has_result && position && position_len) {
+        if (position_len > DH_MAX_OUTCOME_BYTES) {
+            position_dropped = 1;
+            position_len = 0;
+        } else if (!(pos = dh_copy_bytes(position, position_len))) {
+            position_dropped = 1;
+            position_len = 0;
+        }
+    } else {
+        position_len = 0;
+    }
+    if (has_result && error && error_len) {
+        if (error_len > DH_MAX_OUTCOME_BYTES) {
+            error_truncated = 1;
+            error_len = DH_MAX_OUTCOME_BYTES;
+        }
+        if (!(err = dh_copy_bytes(error, error_len))) {
+            error_truncated = 1;
+            error_len = 0;
+        }
+    } else {
+        error_len = 0;
+    }
+    dh_slot *s = dh_lookup(key, NULL);
+    if (s && s->kind == DH_KIND_BOOTSTRAP_EVENTS && (s->flags & DH_CHAN_ABI013) &&
+        s->outcome_state == DH_OUTCOME_PENDING) {
+        s->outcome_state = has_result ? DH_OUTCOME_SET : DH_OUTCOME_NONE;
+        s->outcome_count = has_result ? event_count : 0;
+        s->outcome_position = pos;
+        s->outcome_position_len = position_len;
+        s->outcome_position_dropped = position_dropped;
+        s->outcome_error = err;
+        s->outcome_error_len = error_len;
+        s->outcome_error_truncated = error_truncated;
+        pos = err = NULL;
+        dh_notify(s);
+    }
+    if (s) pthread_mutex_unlock(&s->mu);
+    free(pos);
+    free(err);
+}
+
+/* The end-of-bootstrap result of channel `key`: DH_OUTCOME_PENDING,
+ * DH_OUTCOME_SET (out filled; its pointers stay valid until the release),
+ * DH_OUTCOME_NONE or DH_UNKNOWN. */
+int dh_bootstrap_outcome(uint64_t key, DhBootstrapOutcome *out) {
+    memset(out, 0, sizeof *out);
+    dh_slot *s = dh_lookup(key, NULL);
+    if (!s) return DH_UNKNOWN;
+    int state = s->outcome_state;
+    if (state == DH_OUTCOME_SET) {
+        out->event_count = s->outcome_count;
+        out->position = s->outcome_position;
+        out->position_len = s->outcome_position_len;
+        out->error = s->outcome_error;
+        out->error_len = s->outcome_error_len;
+        out->position_dropped = s->outcome_position_dropped;
+        out->error_truncated = s->outcome_error_truncated;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return state;
 }
 
 /* Take every queued event in O(1): the fill buffer becomes the consumer's
@@ -636,7 +817,8 @@ int dh_results_push(uint64_t key, const uint8_t *data, size_t len) {
         pthread_mutex_unlock(&s->mu);
         return DH_FULL;
     }
-    DrasiPayload *p = dh_payload_new(data, len);
+    void *p = (s->flags & DH_CHAN_ABI013) ? dh_result013_make(data, len)
+                                          : (void *)dh_payload_new(data, len);
     if (!p) {
         pthread_mutex_unlock(&s->mu);
         return DH_NO_MEMORY;
@@ -659,9 +841,11 @@ int64_t dh_results_push_many(uint64_t key, const uint8_t *data, const uint64_t *
     if (rc != DH_OK) return rc;
     size_t i = 0, off = 0;
     int nomem = 0;
+    int abi013 = (s->flags & DH_CHAN_ABI013) != 0;
     for (; i < n && s->count < s->cap; i++) {
         size_t len = (size_t)lens[i];
-        DrasiPayload *p = dh_payload_new(data + off, len);
+        void *p = abi013 ? dh_result013_make(data + off, len)
+                         : (void *)dh_payload_new(data + off, len);
         if (!p) {
             nomem = 1;
             break;
@@ -686,14 +870,14 @@ void dh_results_wake(uint64_t key) {
     pthread_mutex_unlock(&s->mu);
 }
 
-/* FfiResultPushCallbackFn: blocks until the next result, or returns NULL at
- * once when the channel is closed, released or unknown. */
-void *dh_result_pull(void *ctx, void *unused) {
-    (void)unused;
+/* Block until the next queued item of the result channel `key` (of the given
+ * generation: abi013 or not); NULL at once when it is closed, released,
+ * unknown or of the other generation. */
+static void *dh_result_take(uint64_t key, int abi013) {
     uint32_t gen;
-    dh_slot *s = dh_lookup((uint64_t)(uintptr_t)ctx, &gen);
+    dh_slot *s = dh_lookup(key, &gen);
     if (!s) return NULL;
-    if (s->kind != DH_KIND_RESULTS) {
+    if (s->kind != DH_KIND_RESULTS || ((s->flags & DH_CHAN_ABI013) != 0) != abi013) {
         pthread_mutex_unlock(&s->mu);
         return NULL;
     }
@@ -720,7 +904,86 @@ void *dh_result_pull(void *ctx, void *unused) {
     return item;
 }
 
+/* FfiResultPushCallbackFn: blocks until the next result, or returns NULL at
+ * once when the channel is closed, released or unknown. */
+void *dh_result_pull(void *ctx, void *unused) {
+    (void)unused;
+    return dh_result_take((uint64_t)(uintptr_t)ctx, 0);
+}
+
+/* ---- FFI 0.13 results ---------------------------------------------------- */
+
+/* Install the 0.13 result envelope functions (once, from drasi_host._abi013). */
+void dh_results_set_envelope013(DhResultMakeFn make, DhResultFreeFn free_item) {
+    __atomic_store_n(&dh_result013_free, free_item, __ATOMIC_RELEASE);
+    __atomic_store_n(&dh_result013_make, make, __ATOMIC_RELEASE);
+}
+
+/* The 0.13 FfiResultPushCallbackFn.  sentinel == NULL: as dh_result_pull
+ * (blocks for the next envelope; NULL once closed).  sentinel != NULL: the
+ * forwarder has exited; it is recorded, whoever waits for it is woken, and
+ * NULL is returned at once (the argument is never read). */
+void *dh_result_pull013(void *ctx, void *sentinel) {
+    uint64_t key = (uint64_t)(uintptr_t)ctx;
+    if (sentinel != NULL) {
+        dh_slot *s = dh_lookup(key, NULL);
+        if (!s) return NULL;
+        if (s->kind == DH_KIND_RESULTS && (s->flags & DH_CHAN_ABI013)) {
+            s->exited = 1;
+            pthread_cond_broadcast(&s->not_full);
+            dh_notify(s);
+        }
+        pthread_mutex_unlock(&s->mu);
+        return NULL;
+    }
+    return dh_result_take(key, 1);
+}
+
+/* 1 once the exit sentinel of channel `key` has arrived, 0 before, DH_UNKNOWN
+ * for a released channel. */
+int dh_results_exited(uint64_t key) {
+    dh_slot *s = dh_lookup(key, NULL);
+    if (!s) return DH_UNKNOWN;
+    int exited = s->exited;
+    pthread_mutex_unlock(&s->mu);
+    return exited;
+}
+
+/* Block (never on the event loop) until the exit sentinel of channel `key`
+ * arrives or timeout_ms pass: 1, 0 on timeout, DH_UNKNOWN when the channel is
+ * (or gets) released. */
+int dh_results_wait_exited(uint64_t key, uint32_t timeout_ms) {
+    uint32_t gen;
+    dh_slot *s = dh_lookup(key, &gen);
+    if (!s) return DH_UNKNOWN;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    while (!s->exited) {
+        int w = pthread_cond_timedwait(&s->not_full, &s->mu, &deadline);
+        if (s->generation != gen || s->state == DH_FREE) {
+            pthread_mutex_unlock(&s->mu);
+            return DH_UNKNOWN;
+        }
+        if (w == ETIMEDOUT) break;
+    }
+    rc = s->exited;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 /* Exposed as function pointers so Python can hand them to plugins. */
 FfiChangePushCallbackFn dh_change_push_ptr(void) { return dh_change_push; }
 FfiBootstrapPushCallbackFn dh_bootstrap_push_ptr(void) { return dh_bootstrap_push; }
 FfiResultPushCallbackFn dh_result_pull_ptr(void) { return dh_result_pull; }
+FfiResultPushCallbackFn dh_result_pull013_ptr(void) { return dh_result_pull013; }
+DhPushBytesFn dh_event_push_source_bytes_ptr(void) { return dh_event_push_source_bytes; }
+DhPushBytesFn dh_event_push_bootstrap_bytes_ptr(void) { return dh_event_push_bootstrap_bytes; }
+DhEndStreamFn dh_event_end_stream_ptr(void) { return dh_event_end_stream; }
+DhStoreOutcomeFn dh_bootstrap_outcome_store_ptr(void) { return dh_bootstrap_outcome_store; }

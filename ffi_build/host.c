@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "drasi_plugin.h"
+#include "chanops.h"
 #include "host.h"
 #include "host_py.h"
 

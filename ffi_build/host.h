@@ -1,6 +1,6 @@
 /* host.h - the host helpers of drasi_host._ffi (see host.c).  Read both by
  * the C compiler and by cffi's cdef, so it holds only integer #defines,
- * structs and prototypes. */
+ * structs and prototypes.  chanops.h comes first. */
 
 #define DH_KIND_SOURCE_EVENTS 1
 #define DH_KIND_BOOTSTRAP_EVENTS 2
@@ -8,6 +8,16 @@
 
 /* Channel flags (dh_chan_new). */
 #define DH_CHAN_DRASI_PAYLOAD 1 /* event opaques are DrasiPayload * */
+/* A channel of FFI 0.13 components.  Event channels: records hold the
+ * MessagePack payload and no routing hints (only DhPushBytesFn fills them).
+ * Result channels: queued items are 0.13 FfiQueryResult envelopes (made and
+ * freed by the functions dh_results_set_envelope013 installed), pulled with
+ * dh_result_pull013, which honours the forwarder's exit sentinel. */
+#define DH_CHAN_ABI013 2
+/* MAX_FFI_PAYLOAD_BYTES of FFI 0.13: the payload maximum of a 0.13 channel. */
+#define DH_MAX_FFI_PAYLOAD_BYTES 268435456
+/* The longest end-of-bootstrap position and error text a channel keeps. */
+#define DH_MAX_OUTCOME_BYTES 16777216
 
 /* Return codes of the channel functions. */
 #define DH_OK 0
@@ -22,6 +32,9 @@
 #define DH_SEND_TAKEN 0        /* bootstrap sender: the record was taken */
 #define DH_SEND_CLOSED 1       /* bootstrap sender: the receiving side is closed */
 #define DH_SEND_FAILED -1      /* bootstrap sender: no event */
+#define DH_OUTCOME_PENDING 0   /* dh_bootstrap_outcome: no result callback yet */
+#define DH_OUTCOME_SET 1       /* dh_bootstrap_outcome: a result was delivered */
+#define DH_OUTCOME_NONE 2      /* dh_bootstrap_outcome: ended without a result */
 
 /* Record flags. */
 #define DH_REC_HAS_PAYLOAD 1
@@ -64,6 +77,20 @@ typedef struct DhEventBatch {
     size_t flagged;   /* records with DH_REC_ERRORS flags */
     int ended;
 } DhEventBatch;
+
+/* The end-of-bootstrap result of a 0.13 bootstrap channel (dh_bootstrap_outcome).
+ * position / error point into the channel (valid until its release); a
+ * NULL position means none was given; position_dropped / error_truncated
+ * say the plugin's buffer exceeded DH_MAX_OUTCOME_BYTES. */
+typedef struct DhBootstrapOutcome {
+    int64_t event_count;
+    const uint8_t *position;
+    size_t position_len;
+    const uint8_t *error;
+    size_t error_len;
+    int position_dropped;
+    int error_truncated;
+} DhBootstrapOutcome;
 
 typedef struct DhChanStats {
     uint64_t queued;
@@ -114,4 +141,24 @@ LifecycleCallbackFn dh_lifecycle_callback_ptr(void);
 FfiChangePushCallbackFn dh_change_push_ptr(void);
 FfiBootstrapPushCallbackFn dh_bootstrap_push_ptr(void);
 FfiResultPushCallbackFn dh_result_pull_ptr(void);
+
+/* FFI 0.13 (DH_CHAN_ABI013 channels; see chanops.h). */
+bool dh_event_push_source_bytes(uint64_t key, const uint8_t *data, size_t len,
+                                int64_t timestamp_us, uint64_t sequence, int32_t op);
+bool dh_event_push_bootstrap_bytes(uint64_t key, const uint8_t *data, size_t len,
+                                   int64_t timestamp_us, uint64_t sequence, int32_t op);
+void dh_event_end_stream(uint64_t key);
+void dh_bootstrap_outcome_store(uint64_t key, int has_result, int64_t event_count,
+                                const uint8_t *position, size_t position_len,
+                                const uint8_t *error, size_t error_len);
+int dh_bootstrap_outcome(uint64_t key, DhBootstrapOutcome *out);
+void dh_results_set_envelope013(DhResultMakeFn make, DhResultFreeFn free_item);
+void *dh_result_pull013(void *ctx, void *sentinel);
+int dh_results_exited(uint64_t key);
+int dh_results_wait_exited(uint64_t key, uint32_t timeout_ms);
+DhPushBytesFn dh_event_push_source_bytes_ptr(void);
+DhPushBytesFn dh_event_push_bootstrap_bytes_ptr(void);
+DhEndStreamFn dh_event_end_stream_ptr(void);
+DhStoreOutcomeFn dh_bootstrap_outcome_store_ptr(void);
+FfiResultPushCallbackFn dh_result_pull013_ptr(void);
 

@@ -330,7 +330,7 @@ def build_fixtures(
 
 V013 = HERE / "v013"
 ABI_HEADER_013 = CDEFS / "drasi_plugin_0_13.h"
-_V013_CORE = ("core013.c", "mpack.c", "payloads013.c")
+_V013_CORE = ("core013.c", "mpack.c", "payloads013.c", "hooks013.c")
 _V013_KINDS = ("source013.c", "reaction013.c", "bootstrap013.c", "services013.c")
 _V013_WITH_ALL = tuple(
     f"FX13_WITH_{k}=1" for k in ("SOURCE", "REACTION", "BOOTSTRAP", "IDENTITY", "SECRETS")

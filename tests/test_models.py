@@ -117,6 +117,39 @@ def test_element_refuses_an_unknown_type() -> None:
         Element("edge", ElementReference("s1", "1"), [], 0, {})  # type: ignore[arg-type]
 
 
+def test_element_type_none_only_for_the_metadata_of_a_delete() -> None:
+    ref = ElementReference("s1", "1")
+    element = Element(None, ref, ["L"], 5, {})
+    assert element.type is None and element.labels == ("L",)
+    assert hash(element) == hash(Element(None, ref, ("L",), 5, {}))
+    with pytest.raises(ValueError, match="type None"):
+        Element(None, ref, [], 0, {"a": 1})
+    with pytest.raises(ValueError, match="type None"):
+        Element(None, ref, [], 0, {}, in_node=ref)
+    with pytest.raises(ValueError, match="type None"):
+        Element(None, ref, [], 0, {}, out_node=ref)
+
+
+@pytest.mark.parametrize("codec", [JsonCodec(), MsgpackCodec()], ids=["json", "msgpack"])
+def test_a_typeless_element_has_no_0_4_document(codec: JsonCodec | MsgpackCodec) -> None:
+    ref = ElementReference("s1", "1")
+    change = SourceChange(ChangeOp.DELETE, Element(None, ref, [], 0, {}))
+    with pytest.raises(PayloadFormatError, match="no type"):
+        codec.encode_change(change)
+    # nor does a 0.4 document with a null type decode to one
+    document = {
+        "op": "delete",
+        "element": {
+            "type": None,
+            "reference": {"source_id": "s1", "element_id": "1"},
+            "labels": [],
+            "effective_from": 0,
+        },
+    }
+    with pytest.raises(PluginProtocolError, match=r"element\.type"):
+        codec.decode_change(codec.dump_document(document))
+
+
 def test_element_is_frozen_and_hashable_despite_its_dict() -> None:
     a = _node({"name": "Ada"})
     b = _node({"name": "Ada"})

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Protocol
 
 from .. import _abi
@@ -49,7 +49,10 @@ _CLOSED = "identity provider is closed"
 
 class IdentityProvider(Protocol):
     """Hands out credentials; ``get_credentials`` may be a coroutine function
-    (it then runs on the host's event loop)."""
+    (it then runs on the host's event loop).  A provider whose
+    ``get_credentials`` takes a keyword ``context`` receives the credential
+    context a 0.13 plugin sends (``dict[str, str]``, empty when absent);
+    others are called without arguments."""
 
     def get_credentials(self) -> Credentials | Awaitable[Credentials]:
         """The credentials a plugin should use now."""
@@ -66,7 +69,8 @@ class StaticIdentityProvider:
             )
         self.credentials = credentials
 
-    def get_credentials(self) -> Credentials:
+    def get_credentials(self, context: Mapping[str, str] | None = None) -> Credentials:
+        """The credentials (``context`` is accepted and ignored)."""
         return self.credentials
 
     def __repr__(self) -> str:

@@ -35,6 +35,7 @@ from ..payloads import PayloadCodec
 from ._generation import Generation, generation
 from .bootstrap import BootstrapProviderProxy
 from .reaction import ReactionProxy
+from .services import IdentityProviderProxy, SecretStoreProxy, create_bare, open_service
 from .source import SourceProxy
 
 __all__ = [
@@ -324,19 +325,37 @@ class BootstrapPluginProxy(_Factory):
 
 class IdentityProviderPluginProxy(_Factory):
     """An identity-provider factory (``IdentityProviderPluginVtable``, FFI
-    0.13 plugins only): ``kind``, ``config_version``, ``config_schema_name``
-    and ``config_schema_json()``."""
+    0.13 plugins only): ``kind``, ``config_version``, ``config_schema_name``,
+    ``config_schema_json()`` and ``create_identity_provider(config)``."""
 
     component_type = "identity provider"
     _create_field = "create_identity_provider_fn"
     _instance_ctype = "IdentityProviderVtable"
 
+    async def create_identity_provider(
+        self, config: Mapping[str, Any] | str | None = None
+    ) -> IdentityProviderProxy:
+        """A new identity provider of the plugin; :class:`PluginCallError`
+        with what the plugin logged when it refuses (NULL)."""
+        text = self._config(config, None)
+        vt = await create_bare(self, "create_identity_provider", self._instance_ctype, text)
+        return await open_service(IdentityProviderProxy, vt, self)
+
 
 class SecretStorePluginProxy(_Factory):
     """A secret-store factory (``SecretStorePluginVtable``, FFI 0.13 plugins
-    only): ``kind``, ``config_version``, ``config_schema_name`` and
-    ``config_schema_json()``."""
+    only): ``kind``, ``config_version``, ``config_schema_name``,
+    ``config_schema_json()`` and ``create_secret_store(config)``."""
 
     component_type = "secret store"
     _create_field = "create_secret_store_fn"
     _instance_ctype = "SecretStoreProviderVtable"
+
+    async def create_secret_store(
+        self, config: Mapping[str, Any] | str | None = None
+    ) -> SecretStoreProxy:
+        """A new secret store of the plugin; :class:`PluginCallError` with
+        what the plugin logged when it refuses (NULL)."""
+        text = self._config(config, None)
+        vt = await create_bare(self, "create_secret_store", self._instance_ctype, text)
+        return await open_service(SecretStoreProxy, vt, self)

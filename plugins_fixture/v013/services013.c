@@ -1,7 +1,10 @@
 /* services013.c - the identity-provider factory FX13_PREFIX "-identity" and
  * the secret-store factory FX13_PREFIX "-secrets" (ABI-0.13.md section 4).
  *
- * Identity config: {"token": T, "mode": M}.  get_credentials_fn returns
+ * Identity config: {"token": T, "token_secret": NAME, "mode": M}.
+ * "token_secret" takes T from the host's config resolver (a Secret reference
+ * named NAME), as an SDK plugin resolves Secret config values; without an
+ * answer the create fails with the reason in the log.  get_credentials_fn returns
  * token credentials (field1 "fixture-user", field2 "T|<context json>"), or an
  * error with text when T is "fail".  Every state (created or cloned) is
  * counted in identity_states_alive until its drop_fn.
@@ -55,6 +58,38 @@ static void id_drop(void *state)
     FX13_ADD(identity_states_alive, -1);
 }
 
+/* Resolve the Secret `name` through the host's config resolver into out;
+ * false (reason logged) when it cannot be resolved. */
+static bool id_resolve(const char *name, char *out, size_t cap)
+{
+    ConfigResolverFn cb;
+    const void *ctx;
+    fx13_resolver(&cb, &ctx);
+    if (cb == NULL) {
+        fx13_log(FFI_LOG_LEVEL_ERROR, "identity", "identity provider refused: no config resolver");
+        return false;
+    }
+    char *json = fx13_printf("{\"kind\":\"Secret\",\"name\":\"%s\"}", name);
+    if (json == NULL)
+        return false;
+    FfiGetSecretResult r = cb(ctx, fx13_str(json));
+    free(json);
+    FX13_ADD(resolver_calls, 1);
+    bool ok = r.error_code == 0;
+    if (ok) {
+        snprintf(out, cap, "%s", r.value != NULL ? r.value : "");
+    } else {
+        FX13_ADD(resolver_failures, 1);
+        char *text = fx13_printf("identity provider refused: secret not resolved: %s",
+                                 r.error_msg != NULL ? r.error_msg : "unknown error");
+        fx13_log(FFI_LOG_LEVEL_ERROR, "identity", text != NULL ? text : "secret not resolved");
+        free(text);
+    }
+    free(r.error_msg);
+    free(r.value);
+    return ok;
+}
+
 static IdentityProviderVtable *fx13_create_identity(void *state, FfiStr config_json)
 {
     char mode[32] = "normal";
@@ -73,11 +108,19 @@ static IdentityProviderVtable *fx13_create_identity(void *state, FfiStr config_j
     }
     snprintf(id->token, sizeof id->token, "%s", "t0k3n");
     fx13_cfg_str(config_json, "token", id->token, sizeof id->token);
+    char secret[64];
+    if (fx13_cfg_str(config_json, "token_secret", secret, sizeof secret)
+        && !id_resolve(secret, id->token, sizeof id->token)) {
+        free(id);
+        free(vt);
+        return NULL;
+    }
     vt->state = id;
     vt->get_credentials_fn = id_get;
     vt->clone_fn = id_clone;
     vt->drop_fn = id_drop;
     FX13_ADD(identity_states_alive, 1);
+    fx13_log(FFI_LOG_LEVEL_DEBUG, "identity", "identity provider created");
     return vt;
 }
 
