@@ -60,6 +60,15 @@ class Gen:
     lifecycle_statuses: tuple[ComponentStatus, ...] = ()
     #: Counter names: objects dropped, by kind ("source", "reaction", "bootstrap").
     dropped_counters: dict[str, str] = field(default_factory=dict)
+    #: The source configuration key of the number of change events.
+    count_key: str = "event_count"
+    #: A provider configuration whose bootstrap fails, and the failure's text.
+    bootstrap_fail_config: dict[str, Any] = field(default_factory=dict)
+    bootstrap_fail_text: str = ""
+    #: The sequence number of a provider's first bootstrap record.
+    first_sequence: int = 0
+    #: Counter names: payloads handed to the host, and released.
+    payload_counters: tuple[str, str] = ("events_created", "events_released")
 
     def __str__(self) -> str:
         return self.abi
@@ -70,6 +79,17 @@ class Gen:
             kind, self.bootstrap_lib
         )
         return self.read_stats(lib)[self.dropped_counters[kind]]
+
+    def source_config(self, count: int, bootstrap_count: int = 0) -> dict[str, Any]:
+        """A fixture source configuration: ``count`` change events per
+        subscription, ``bootstrap_count`` bootstrap records."""
+        return {self.count_key: count, "bootstrap_count": bootstrap_count}
+
+    def payloads(self, path: Path) -> tuple[int, int]:
+        """(payloads handed to the host, payloads released) of the library."""
+        stats = self.read_stats(path)
+        made, released = self.payload_counters
+        return stats[made], stats[released]
 
     def lifecycle_calls(self) -> int:
         """The source library's count of plugin lifecycle callbacks (each
@@ -107,13 +127,14 @@ def make_gen(
                 "reaction": "reactions_dropped",
                 "bootstrap": "providers_dropped",
             },
+            bootstrap_fail_config={"fail": True},
+            bootstrap_fail_text="'fail' is set",
         )
-    path = fixtures_013["v013_all"]
     return Gen(
         abi=abi,
-        source_lib=path,
-        reaction_lib=path,
-        bootstrap_lib=path,
+        source_lib=fixtures_013["v013_source"],
+        reaction_lib=fixtures_013["v013_reaction"],
+        bootstrap_lib=fixtures_013["v013_bootstrap"],
         read_stats=stats013,
         refused_source_config={"mode": "fail", "reason": "the configuration says so"},
         refused_text="create refused: the configuration says so",
@@ -123,4 +144,9 @@ def make_gen(
         source_type="fixture013",
         lifecycle_statuses=(ComponentStatus.RUNNING, ComponentStatus.STOPPED),
         dropped_counters=dict.fromkeys(("source", "reaction", "bootstrap"), "objects_dropped"),
+        count_key="count",
+        bootstrap_fail_config={"mode": "bootfail"},
+        bootstrap_fail_text="fixture013 bootstrap failed: source unavailable",
+        first_sequence=1,
+        payload_counters=("payloads_created", "payloads_released"),
     )

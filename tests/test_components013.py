@@ -8,23 +8,32 @@ proxies.  The rules both generations share run in the parametrised tests of
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from generations import stats013
 
 from drasi_host import (
+    BootstrapContext,
+    BootstrapRequest,
     CallbackContext,
     ComponentStatus,
+    Credentials,
     DrasiHostError,
     LoadedPlugin,
     PluginCallError,
     PluginProtocolError,
+    QueryResult,
     ReactionRuntimeContext,
     RecoveryPolicy,
+    ResultDiff,
     SourceRuntimeContext,
+    SubscriptionSettings,
     _abi,
     _abi013,
 )
@@ -282,3 +291,256 @@ async def test_a_0_13_provider_is_leased_to_a_0_13_source(v013: LoadedPlugin) ->
     await source.aclose()  # drops the host-built vtable: the lease ends
     assert provider._life.wait_released(5)
     assert stats013(v013.path)["objects_dropped"] == 2
+
+
+# ---- subscriptions, hostile payloads --------------------------------------------------
+
+
+async def drain_with_errors(receiver: Any) -> list[Any]:
+    """Every item of a receiver: events, and the errors raised in their place."""
+    out: list[Any] = []
+    iterator = receiver.__aiter__()
+    while True:
+        try:
+            out.append(await iterator.__anext__())
+        except StopAsyncIteration:
+            return out
+        except PluginProtocolError as exc:
+            out.append(exc)
+
+
+async def _running(plugin: LoadedPlugin, sid: str, config: dict[str, Any]) -> Any:
+    source = await plugin.source_plugins[0].create_source(sid, config)
+    await source.initialize(SourceRuntimeContext(INSTANCE, sid))
+    await source.start()
+    return source
+
+
+@pytest.mark.parametrize(
+    ("mode", "problem"),
+    [
+        ("badmsgpack", "undecodable event dropped"),
+        ("wrongtags", "undecodable event dropped"),
+        ("oversize", "exceeds the maximum"),
+        ("nullpayload", "empty or NULL payload"),
+        ("nulldrop", "undecodable event dropped"),
+    ],
+)
+async def test_hostile_events_are_typed_errors_and_the_stream_goes_on(
+    hostile: LoadedPlugin, mode: str, problem: str
+) -> None:
+    before = stats013(hostile.path)
+    leaked = _abi013.leaked_payloads()
+    source = await _running(hostile, f"h-{mode}", {"count": 8, "mode": mode})
+    async with source:
+        response = await source.subscribe(SubscriptionSettings(f"h-{mode}", "q1", False, [], []))
+        async with response.receiver as receiver:
+            items = await drain_with_errors(receiver)
+    errors = [i for i in items if isinstance(i, Exception)]
+    events = [i for i in items if not isinstance(i, Exception)]
+    assert len(errors) == 1 and problem in str(errors[0])
+    assert items[0] is errors[0]  # in the place of the hostile event
+    # wrongtags spoils the first of the 8 events; the other modes add one first
+    assert len(events) == (7 if mode == "wrongtags" else 8)
+    assert all(e.change is not None for e in events)
+    after = stats013(hostile.path)
+    made = after["payloads_created"] - before["payloads_created"]
+    released = after["payloads_released"] - before["payloads_released"]
+    assert made == released  # every payload with a drop function released once
+    assert _abi013.leaked_payloads() - leaked == (1 if mode == "nulldrop" else 0)
+
+
+async def test_control_events_arrive_as_control(v013: LoadedPlugin) -> None:
+    source = await _running(v013, "ctl", {"count": 4, "mode": "control"})
+    async with source:
+        response = await source.subscribe(SubscriptionSettings("ctl", "q1", False, [], []))
+        async with response.receiver as receiver:
+            events = [e async for e in receiver]
+    assert len(events) == 6
+    assert all(e.control is None and e.change is not None for e in events[:4])
+    assert [e.control.kind for e in events[4:] if e.control] == ["FuturesDue", "Future"]
+    assert all(e.change is None for e in events[4:])
+
+
+async def test_a_null_subscription_is_a_plugin_call_error(hostile: LoadedPlugin) -> None:
+    source = await _running(hostile, "h-nosub", {"mode": "nullsubscribe"})
+    async with source:
+        with pytest.raises(PluginCallError, match=r"subscribe\('q1'\) failed") as info:
+            await source.subscribe(SubscriptionSettings("h-nosub", "q1", True, [], []))
+        assert info.value.component_id == "h-nosub"
+
+
+async def test_a_subscription_bootstraps_through_a_leased_provider(v013: LoadedPlugin) -> None:
+    provider = await v013.bootstrap_plugins[0].create_bootstrap_provider({"mode": "bootfail"})
+    source = await _running(v013, "bf", {"count": 1})
+    async with source, provider:
+        await source.set_bootstrap_provider(provider)
+        response = await source.subscribe(SubscriptionSettings("bf", "q1", True, [], []))
+        assert response.bootstrap_receiver is not None
+        async with response.bootstrap_receiver as boot:
+            with pytest.raises(PluginCallError, match="bootstrap failed") as info:
+                _ = [e async for e in boot]
+            assert info.value.plugin_message == "fixture013 bootstrap failed: source unavailable"
+            assert info.value.code == -1
+            assert boot.outcome is not None and boot.outcome.failed
+            assert [e async for e in boot] == []  # reported once; then the end
+        await response.aclose()
+    stats = stats013(v013.path)
+    assert stats["payloads_created"] == stats["payloads_released"]
+    assert stats["receivers_created"] == stats["receivers_dropped"]
+
+
+# ---- bootstrap providers: hostile streams -------------------------------------------------
+
+
+async def _bootstrap(provider: Any) -> tuple[int, list[Any]]:
+    tx, rx = anyio.create_memory_object_stream[Any](1000)
+    async with tx, rx:
+        count = await provider.bootstrap(
+            BootstrapRequest("q1", [], [], "req"), BootstrapContext("srv", "src"), tx
+        )
+        return count, [rx.receive_nowait() for _ in range(rx.statistics().current_buffer_used)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "text"),
+    [
+        ("nullstream", PluginCallError, "could not start"),
+        ("halfstream", PluginCallError, "no events receiver"),
+        ("badmsgpack", PluginProtocolError, "undecodable event"),
+        ("wrongtags", PluginProtocolError, "undecodable event"),
+        ("oversize", PluginProtocolError, "exceeds the maximum"),
+    ],
+)
+async def test_hostile_provider_streams_are_typed_errors(
+    hostile: LoadedPlugin, mode: str, error: type[Exception], text: str
+) -> None:
+    before = stats013(hostile.path)
+    async with await hostile.bootstrap_plugins[0].create_bootstrap_provider(
+        {"count": 3, "mode": mode}
+    ) as provider:
+        with pytest.raises(error, match=text) as info:
+            await _bootstrap(provider)
+        assert getattr(info.value, "plugin", None) == hostile.name
+    after = await _settled(hostile.path)
+    assert after["payloads_created"] - before["payloads_created"] == (
+        after["payloads_released"] - before["payloads_released"]
+    )
+    assert after["receivers_created"] - before["receivers_created"] == (
+        after["receivers_dropped"] - before["receivers_dropped"]
+    )
+
+
+async def _settled(path: Path) -> dict[str, int]:
+    """The counters once every payload and receiver is released (plugin
+    threads may lag)."""
+    with anyio.move_on_after(5):
+        while True:
+            s = stats013(path)
+            if (
+                s["payloads_created"] == s["payloads_released"]
+                and s["receivers_created"] == s["receivers_dropped"]
+            ):
+                break
+            await anyio.sleep(0.01)
+    return stats013(path)
+
+
+async def test_a_stream_without_a_result_returns_what_arrived(
+    v013: LoadedPlugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with await v013.bootstrap_plugins[0].create_bootstrap_provider(
+        {"count": 4, "mode": "noresult"}
+    ) as provider:
+        count, events = await _bootstrap(provider)
+    assert count == len(events) == 4
+    assert any("ended without a result" in r.getMessage() for r in caplog.records)
+
+
+# ---- reactions: the exit sentinel -------------------------------------------------------
+
+
+async def test_a_reaction_without_exit_sentinel_is_leaked_not_dropped(
+    hostile: LoadedPlugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = stats013(hostile.path)
+    reaction = await hostile.reaction_plugins[0].create_reaction(
+        "nos", ["q1"], {"mode": "nosentinel"}
+    )
+    await reaction.initialize(ReactionRuntimeContext(INSTANCE, "nos"))
+    await reaction.start()
+    result = QueryResult("q1", datetime.now(timezone.utc), [ResultDiff.add({"a": 1})])
+    await reaction.enqueue_query_result(result)
+    assert await reaction.flush(5)
+    started = time.monotonic()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0.05)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        await reaction.stop()  # waits up to 5 s for the sentinel, off the loop
+        tg.cancel_scope.cancel()
+    waited = time.monotonic() - started
+    assert 4.5 <= waited < 15 and ticks >= 40  # the loop kept running meanwhile
+    assert any("no exit sentinel" in r.getMessage() for r in caplog.records)
+    await reaction.aclose()
+    assert any("leaked" in r.getMessage() for r in caplog.records)
+    after = stats013(hostile.path)
+    assert after["objects_dropped"] == before["objects_dropped"]  # leaked, never dropped
+    assert after["exit_sentinels_sent"] == before["exit_sentinels_sent"]
+
+
+# ---- host services in the runtime context ---------------------------------------------
+
+
+async def test_a_0_13_source_gets_a_host_identity_provider(v013: LoadedPlugin) -> None:
+    seen: list[dict[str, str]] = []
+
+    class Provider:
+        def get_credentials(self, context: dict[str, str]) -> Credentials:
+            seen.append(context)
+            return Credentials.token("svc", "secret-token")
+
+    async with await v013.source_plugins[0].create_source("id13") as source:
+        await source.initialize(
+            SourceRuntimeContext(INSTANCE, "id13", identity_provider=Provider())
+        )
+        await source.start()  # asks for credentials once and clones the provider
+        await source.stop()
+    assert seen == [{"host": "db.example"}]
+    stats = stats013(v013.path)
+    assert stats["foreign_identity_calls"] == 1
+    assert stats["foreign_identity_dropped"] == 2  # the state and its clone, once each
+
+
+async def test_a_0_13_reaction_gets_a_snapshot_fetcher(v013: LoadedPlugin) -> None:
+    class Fetcher:
+        def fetch_snapshot(self, query_id: str) -> list[dict[str, Any]]:
+            return [{"id": 1}]
+
+    reaction = await v013.reaction_plugins[0].create_reaction("snap", ["q1"])
+    await reaction.initialize(ReactionRuntimeContext(INSTANCE, "snap", snapshot_fetcher=Fetcher()))
+    handles = [s for s in reaction._services if type(s).__name__ == "SnapshotFetcherHandle"]
+    assert len(handles) == 1
+    await reaction.aclose()  # the plugin drops the fetcher in its drop_fn
+    assert handles[0].drop_calls == 1 and handles[0].closed
+
+
+async def test_a_0_4_reaction_ignores_a_snapshot_fetcher(
+    fixture_plugins: dict[str, Path], callbacks: CallbackContext
+) -> None:
+    class Fetcher:
+        def fetch_snapshot(self, query_id: str) -> list[dict[str, Any]]:
+            raise AssertionError("never called")
+
+    with load_plugin(fixture_plugins["reaction"], callbacks) as plugin:
+        async with await plugin.reaction_plugins[0].create_reaction("r", ["q1"]) as reaction:
+            await reaction.initialize(
+                ReactionRuntimeContext(INSTANCE, "r", snapshot_fetcher=Fetcher())
+            )
+            assert not any(type(s).__name__ == "SnapshotFetcherHandle" for s in reaction._services)

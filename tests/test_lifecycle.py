@@ -280,8 +280,8 @@ async def test_configuration_errors_name_the_component(
         await factory.create_source("cfg-2", {"x": float("nan")})
 
 
-async def test_reaction_argument_rules(fixture_plugins: dict[str, Path]) -> None:
-    with load_plugin(fixture_plugins["reaction"], CallbackContext("t")) as plugin:
+async def test_reaction_argument_rules(gen: Gen) -> None:
+    with load_plugin(gen.reaction_lib, CallbackContext("t")) as plugin:
         factory = plugin.reaction_plugins[0]
         with pytest.raises(TypeError, match="list of str"):
             await factory.create_reaction("r1", "q1", {})

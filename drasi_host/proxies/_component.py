@@ -27,8 +27,10 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 from .. import _abi
 from .._native import NativeResource, drop_vtable
 from ..bridges.identity import IdentityProviderVtableBuilder
+from ..bridges.identity013 import Identity013Handle, build_identity_vtable013
+from ..bridges.snapshot import build_snapshot_fetcher013
 from ..bridges.state_store import StateStoreVtableBuilder
-from ..errors import DrasiHostError, LifecycleError
+from ..errors import ClosedError, DrasiHostError, LifecycleError
 from ..logs import CallbackContext, InstanceCallbackContext
 from ..models import ComponentStatus
 from ..payloads import PayloadCodec
@@ -208,7 +210,18 @@ class ComponentProxy(NativeResource):
         # its drop_fn has returned.
         self._services.extend(created)
         self._life.leave()
-        await self._call(self._vt.initialize_fn, self._vt.state, rc)
+        identity013 = [h for h in created if isinstance(h, Identity013Handle)]
+        called = True
+        try:
+            await self._call(self._vt.initialize_fn, self._vt.state, rc)
+        except ClosedError:
+            called = False  # refused before the call: the plugin never saw the block
+            raise
+        finally:
+            # The plugin copied the 0.13 identity block (and owns its state)
+            # once initialize_fn ran, also when its caller was cancelled.
+            for handle in identity013 if called else ():
+                handle.handed_over()
         self._instance_ctx = instance_ctx
         self._state = ComponentStatus.STOPPED
         return instance_ctx
@@ -223,23 +236,21 @@ class ComponentProxy(NativeResource):
             identity = IdentityProviderVtableBuilder.build(provider)  # type: ignore[arg-type]
             created.append(identity)
             return identity.vtable
-        raise DrasiHostError(
-            f"{self.label}: identity providers for FFI {self.abi_version} components are "
-            "not supported by this host yet",
-            plugin=self.plugin,
-            component_id=self.id,
-        )
+        # 0.13: the plugin copies the block during initialize_fn and owns
+        # the state(s); the handle releases what it never took.
+        handle = build_identity_vtable013(provider)
+        created.append(handle)
+        return handle.vtable
 
     def _snapshot_fetcher_vtable(self, fetcher: object | None, created: list[Any]) -> Any:
         """The host-built ``SnapshotFetcherVtable *`` of ``fetcher`` (FFI
-        0.13 reactions; None for none); kept alive like the identity block."""
-        if fetcher is None:
-            return None
-        raise DrasiHostError(
-            f"{self.label}: snapshot fetchers are not supported by this host yet",
-            plugin=self.plugin,
-            component_id=self.id,
-        )
+        0.13 reactions; None for none and for 0.4, which has no place for
+        it); its handle is closed once the plugin's ``drop_fn`` has returned."""
+        if fetcher is None or self._gen is GEN_04:
+            return None  # a 0.4 reaction has no place for one
+        handle = build_snapshot_fetcher013(fetcher)
+        created.append(handle)
+        return handle.vtable
 
     @property
     def callback_context(self) -> InstanceCallbackContext | None:

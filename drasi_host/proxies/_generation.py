@@ -17,7 +17,11 @@ version themselves:
 * :meth:`subscribe_args`: the arguments of ``subscribe_fn`` (6 in 0.4, 9 in
   0.13);
 * :meth:`status`: the ``FfiComponentStatus`` values the generation has
-  (0-5 in 0.4, 0-7 in 0.13).
+  (0-5 in 0.4, 0-7 in 0.13);
+* the data paths: :meth:`event_channel` and :meth:`push_ptr` (events the
+  plugin pushes: routing hints and payloads in 0.4, MessagePack in 0.13),
+  :meth:`result_channel`, :meth:`result_push_ptr` and :attr:`result_codec`
+  (query results for reactions).
 
 The vtable members both generations share have the same names, so each
 proxy checks one list of required functions; what 0.13 adds is optional.
@@ -34,8 +38,11 @@ from typing import Any, ClassVar
 
 from .. import _abi, _abi013
 from .._abi import NULL, Borrowed, ffi, lib
+from .._events013 import RESULT_CODEC_013, EventChannel013, ResultChannel013
+from ..channels import EventChannel, ResultChannel
 from ..errors import DrasiHostError, PluginProtocolError
 from ..models import ComponentStatus, SubscriptionSettings
+from ..payloads import PayloadCodec
 
 __all__ = ["GEN_013", "GEN_04", "Created", "Generation", "generation"]
 
@@ -137,6 +144,30 @@ class Generation:
         )
         raise PluginProtocolError(f"{what}: {value} is not a valid ComponentStatus ({allowed})")
 
+    # ---- data paths -------------------------------------------------------------------
+
+    def event_channel(
+        self, kind: int, codec: PayloadCodec | None, label: str, capacity: int, max_bytes: int
+    ) -> EventChannel:
+        """A native channel for the events a receiver of ``kind``
+        (``DH_KIND_SOURCE_EVENTS`` / ``DH_KIND_BOOTSTRAP_EVENTS``) pushes."""
+        raise NotImplementedError
+
+    def push_ptr(self, kind: int) -> CData:
+        """The push callback handed to a receiver's ``start_push_fn``."""
+        raise NotImplementedError
+
+    def result_channel(self) -> ResultChannel:
+        """The results channel of a reaction."""
+        raise NotImplementedError
+
+    def result_push_ptr(self) -> CData:
+        """The callback handed to a reaction's ``start_result_push_fn``."""
+        raise NotImplementedError
+
+    #: The codec of the query results a reaction takes (None: the plugin's own).
+    result_codec: ClassVar[PayloadCodec | None] = None
+
     # ---- helpers ------------------------------------------------------------------
 
     def _fn(self, ctype: str, ptr: CData) -> CData:
@@ -164,6 +195,22 @@ class _Gen04(Generation):
     def created(self, raw: CData) -> Created:
         """0.4: the block, or NULL with the reason only in the plugin's log."""
         return Created(raw)
+
+    def event_channel(
+        self, kind: int, codec: PayloadCodec | None, label: str, capacity: int, max_bytes: int
+    ) -> EventChannel:
+        return EventChannel(kind, codec, label, capacity, max_bytes)
+
+    def push_ptr(self, kind: int) -> CData:
+        if kind == lib.DH_KIND_BOOTSTRAP_EVENTS:
+            return lib.dh_bootstrap_push_ptr()
+        return lib.dh_change_push_ptr()
+
+    def result_channel(self) -> ResultChannel:
+        return ResultChannel()
+
+    def result_push_ptr(self) -> CData:
+        return lib.dh_result_pull_ptr()
 
 
 class _Gen013(Generation):
@@ -221,6 +268,25 @@ class _Gen013(Generation):
 
     def _fn(self, ctype: str, ptr: CData) -> CData:
         return _abi013.cast_fn(ctype, ptr)
+
+    def event_channel(
+        self, kind: int, codec: PayloadCodec | None, label: str, capacity: int, max_bytes: int
+    ) -> EventChannel:
+        """0.13: the payloads are MessagePack whatever ``codec`` says."""
+        return EventChannel013(kind, label, capacity, max_bytes)
+
+    def push_ptr(self, kind: int) -> CData:
+        if kind == lib.DH_KIND_BOOTSTRAP_EVENTS:
+            return _abi013.bootstrap_push_ptr()
+        return _abi013.change_push_ptr()
+
+    def result_channel(self) -> ResultChannel:
+        return ResultChannel013()
+
+    def result_push_ptr(self) -> CData:
+        return _abi013.result_push_ptr()
+
+    result_codec = RESULT_CODEC_013
 
 
 GEN_04: Generation = _Gen04()

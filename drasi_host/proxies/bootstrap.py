@@ -37,6 +37,7 @@ lease of a provider proxy behind it.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ import anyio.lowlevel
 from .. import _abi, _abi013
 from .._abi import NULL, Borrowed, ffi, lib
 from .._callbacks import c_callback, handles
-from .._native import Lease, NativeResource, drop_vtable, run_blocking
+from .._native import Lease, NativeResource, drop_vtable, on_drop_thread, run_blocking
 from ..channels import EventChannel
 from ..errors import ClosedError, DrasiHostError, PayloadFormatError, PluginCallError
 from ..logs import CallbackContext, _Route
@@ -57,6 +58,7 @@ from ..models import BootstrapContext, BootstrapEvent, BootstrapRequest
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
 from ..protocols import BootstrapProvider
 from ._generation import GEN_04, Generation
+from .receivers import BootstrapReceiverProxy
 
 __all__ = [
     "DEFAULT_EVENT_CAPACITY",
@@ -195,11 +197,7 @@ class BootstrapProviderProxy(NativeResource):
         event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
     ) -> int:
         if self._gen is not GEN_04:
-            raise DrasiHostError(
-                f"{self.label}: bootstrap() of FFI {self.abi_version} providers is not "
-                "supported by this host yet",
-                plugin=self.plugin,
-            )
+            return await self._bootstrap013(request, context, event_tx)
         channel = EventChannel(
             lib.DH_KIND_BOOTSTRAP_EVENTS, self._codec, self.label, self.event_capacity
         )
@@ -255,6 +253,100 @@ class BootstrapProviderProxy(NativeResource):
                 plugin=self.plugin,
             )
         return count
+
+    async def _bootstrap013(
+        self,
+        request: BootstrapRequest,
+        context: BootstrapContext,
+        event_tx: anyio.abc.ObjectSendStream[BootstrapEvent],
+    ) -> int:
+        """FFI 0.13 (section 9): ``bootstrap_fn`` returns a stream at once;
+        its events receiver is drained into ``event_tx`` and its result
+        receiver ends the run.  Returns the provider's ``event_count`` (the
+        events received when it ends without a result)."""
+        gen = self._gen
+        b = gen.borrowed()
+        nodes, n_nodes = b.str_array(request.node_labels)
+        relations, n_relations = b.str_array(request.relation_labels)
+        args = (
+            self._vt.state,
+            b.str(request.query_id),
+            nodes,
+            n_nodes,
+            relations,
+            n_relations,
+            b.str(request.request_id),
+            b.str(context.server_id),
+            b.str(context.source_id),
+        )
+        mark = self._log_route.mark() if self._log_route is not None else 0
+        what = f"{self.label}: bootstrap for query {request.query_id!r}"
+        with anyio.CancelScope(shield=True):  # returns at once; never abandoned
+            ptr = await run_blocking(self._vt.bootstrap_fn, *args)
+        if ptr == NULL:
+            raise PluginCallError(
+                f"{what} could not start (bootstrap_fn returned NULL)",
+                plugin_message=self._logged_since(mark),
+                plugin=self.plugin,
+            )
+        stream = gen.copy_block(ptr, "FfiBootstrapStream")
+        events_vt = (
+            None if stream.events == NULL else gen.copy_block(stream.events, "FfiBootstrapReceiver")
+        )
+        result_vt = (
+            None
+            if stream.result == NULL
+            else gen.copy_block(stream.result, "FfiBootstrapResultReceiver")
+        )
+        if events_vt is None or result_vt is None:
+            for half in (events_vt, result_vt):
+                if half is not None:
+                    await on_drop_thread(functools.partial(drop_vtable, half))
+            missing = "events" if events_vt is None else "result"
+            raise PluginCallError(
+                f"{what} failed: the stream has no {missing} receiver",
+                plugin_message=self._logged_since(mark),
+                plugin=self.plugin,
+            )
+        receiver = BootstrapReceiverProxy(
+            events_vt,
+            codec=None,
+            label=self.label,
+            capacity=self.event_capacity,
+            generation=gen,
+            result_vt=result_vt,
+        )
+        receiver.result_what = what
+        received = 0
+        try:
+            try:
+                async for event in receiver:
+                    await event_tx.send(event)
+                    received += 1
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return received  # the consumer went away: the provider is told so
+        except DrasiHostError as exc:
+            if exc.plugin is None:
+                exc.plugin = self.plugin
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await receiver.aclose()
+        outcome = receiver.outcome
+        if outcome is None or outcome.event_count is None:
+            _log.warning("%s ended without a result after %d events", what, received)
+            return received
+        if outcome.event_count != received:
+            _log.warning(
+                "%s: the provider reports %d events, %d were received",
+                what,
+                outcome.event_count,
+                received,
+            )
+        return outcome.event_count
+
+    def _logged_since(self, mark: int) -> str | None:
+        return self._log_route.logged_since(mark) if self._log_route is not None else None
 
 
 class _LeasedProvider:

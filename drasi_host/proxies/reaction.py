@@ -27,11 +27,23 @@ exchange happens in C without the GIL:
 
 An opaque-payload plugin (no ``drasi_plugin_payload_format``) cannot be given
 results: the host does not know how to build them, and says so.
+
+FFI 0.13 reactions take the same calls.  Their results are encoded as
+MessagePack ``QueryResult`` documents (ABI-0.13.md section 12.4) and handed
+over as ``FfiQueryResult`` envelopes through the channel and callback of the
+reaction's :class:`~drasi_host.proxies._generation.Generation`.  The plugin's
+forwarder ends with one call carrying the ``(void*)1`` exit sentinel; after
+``stop_fn`` the host waits for it (at most
+:data:`~drasi_host._events013.EXIT_SENTINEL_TIMEOUT` seconds, in a worker
+thread), and before the reaction's ``drop_fn`` too (on the drop thread).
+When it never comes the reaction is leaked, with a warning, rather than
+dropped while its forwarder may still use it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
@@ -41,6 +53,7 @@ import anyio.lowlevel
 
 from .. import _abi
 from .._abi import NULL, lib
+from .._events013 import EXIT_SENTINEL_TIMEOUT, ResultChannel013
 from ..channels import ResultChannel
 from ..errors import ClosedError, DrasiHostError, PayloadFormatError
 from ..logs import CallbackContext
@@ -53,6 +66,8 @@ __all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
 
 #: Results queued between the host and a reaction plugin per start.
 DEFAULT_RESULT_CAPACITY = 1024
+
+_log = logging.getLogger("drasi_host.reaction")
 
 _get_running_loop = asyncio._get_running_loop
 try:  # the check anyio.lowlevel.checkpoint_if_cancelled makes under asyncio
@@ -81,6 +96,48 @@ def _checkpoint_if_cancelled() -> Awaitable[None]:
 _DH_OK = lib.DH_OK
 #: Results encoded and pushed together by ``enqueue_query_results``.
 _CHUNK = 1024
+
+
+class _Forwarder:
+    """The result forwarder of a 0.13 reaction: the key of the channel it
+    pulls from until its exit sentinel has been seen, and whether a sentinel
+    never came.  Shared with the release steps (which must not refer to the
+    proxy)."""
+
+    def __init__(self, results: ResultChannel013, vt: Any, label: str) -> None:
+        self.results = results
+        self.vt = vt
+        self.label = label
+        self.key = 0
+        self.stuck = False
+
+    async def stopped(self, key: int) -> None:
+        """After ``stop_fn``: wait (bounded, in a worker thread) for the
+        sentinel of the start whose channel is ``key``."""
+        if key and not await self.results.wait_exited(key, EXIT_SENTINEL_TIMEOUT):
+            self.stuck = True
+            _log.warning(
+                "%s: no exit sentinel from the result forwarder within %s s of stop",
+                self.label,
+                EXIT_SENTINEL_TIMEOUT,
+            )
+        if self.key == key:
+            self.key = 0
+
+    def before_drop(self) -> None:
+        """Release step before ``drop_fn`` (on the drop thread; the channel is
+        closed already): wait for a running forwarder's sentinel; without one,
+        leak the reaction instead of dropping it."""
+        key = self.key
+        if key and not self.results.wait_exited_blocking(key, EXIT_SENTINEL_TIMEOUT):
+            self.stuck = True
+        if self.stuck:
+            _log.warning(
+                "%s: the result forwarder never confirmed its exit; the reaction is "
+                "leaked (its drop_fn is not called) rather than risk a use-after-free",
+                self.label,
+            )
+            self.vt.drop_fn = NULL
 
 
 class ReactionProxy(ComponentProxy):
@@ -115,7 +172,9 @@ class ReactionProxy(ComponentProxy):
         self._query_id_set: frozenset[str] = frozenset()
         #: Capacity of the results channel of the next start.
         self.result_capacity = DEFAULT_RESULT_CAPACITY
-        self._results = ResultChannel()
+        self._results: ResultChannel = generation.result_channel()
+        if generation.result_codec is not None:
+            self._codec = generation.result_codec
         # Closing wakes a plugin thread blocked in a pull and producers
         # waiting for space; the channel goes before the plugin's drop_fn.
         results = self._results
@@ -125,6 +184,10 @@ class ReactionProxy(ComponentProxy):
 
         self._life.at_close(close_channel)
         self._life.own(results.shutdown)
+        self._forwarder: _Forwarder | None = None
+        if isinstance(results, ResultChannel013):
+            self._forwarder = _Forwarder(results, vt, self.label)
+            self._life.own(self._forwarder.before_drop)  # runs first
         self._wait_lock: anyio.Lock | None = None
 
     def _describe(self) -> None:
@@ -210,7 +273,8 @@ class ReactionProxy(ComponentProxy):
 
     async def initialize(self, context: ReactionRuntimeContext) -> None:
         """Hand the plugin its runtime context (log routing, state store,
-        identity), once, before anything else.  ``context.reaction_id`` must
+        identity, and for FFI 0.13 the snapshot fetcher), once, before
+        anything else.  ``context.reaction_id`` must
         be this reaction's id (ValueError)."""
         if not isinstance(context, ReactionRuntimeContext):
             raise TypeError(
@@ -223,50 +287,46 @@ class ReactionProxy(ComponentProxy):
             context.state_store,
             context.identity_provider,
             id_field="reaction_id",
+            snapshot_fetcher=context.snapshot_fetcher,
         )
 
     async def _start(self) -> None:
         """A fresh results channel, ``start_result_push_fn`` (once per start,
         before ``start_fn``), then ``start_fn``."""
-        if self._gen is not GEN_04:
-            await self._call_result("start")
-            return
         key = self._results.open(self.result_capacity)
         try:
             await self._call(
                 self._vt.start_result_push_fn,
                 self._vt.state,
-                lib.dh_result_pull_ptr(),
+                self._gen.result_push_ptr(),
                 _abi.key_ctx(key),
             )
+            if self._forwarder is not None:
+                self._forwarder.key = key
             await self._call_result("start")
         except BaseException:
+            if self._forwarder is not None and self._forwarder.key == key:
+                self._results.close()
+                await self._forwarder.stopped(key)
             self._results.release(key)
             raise
 
     async def _stop(self) -> None:
         """Stop delivery (queued results are dropped; see :meth:`flush`), then
         the plugin's ``stop_fn``."""
-        if self._gen is not GEN_04:
-            await self._call_result("stop")
-            return
         key = self._results.close()
         try:
             await self._call_result("stop")
         finally:
+            if self._forwarder is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._forwarder.stopped(key)
             self._results.release(key)
 
     # ---- results ------------------------------------------------------------------
 
     def _codec_or_raise(self) -> PayloadCodec:
         codec = self._codec
-        if codec is None and self._gen is not GEN_04:
-            raise DrasiHostError(
-                f"{self.label}: query results for FFI {self.abi_version} reactions are not "
-                "supported by this host yet",
-                plugin=self.plugin,
-                component_id=self.id,
-            )
         if codec is None:
             raise PayloadFormatError(
                 f"{self.label}: plugin {self._plugin_label} exports no payload format "
