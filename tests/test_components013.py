@@ -269,17 +269,6 @@ async def test_a_provider_never_crosses_generations(
         assert not provider04._life.holds and not provider13._life.holds
 
 
-async def test_a_python_provider_cannot_feed_a_0_13_source(v013: LoadedPlugin) -> None:
-    class Provider:
-        async def bootstrap(self, request: Any, context: Any, event_tx: Any) -> int:
-            return 0
-
-    async with await v013.source_plugins[0].create_source("py") as source:
-        with pytest.raises(DrasiHostError, match="Python bootstrap provider"):
-            await source.set_bootstrap_provider(Provider())
-    assert stats013(v013.path)["providers_adopted"] == 0
-
-
 async def test_a_0_13_provider_is_leased_to_a_0_13_source(v013: LoadedPlugin) -> None:
     provider = await v013.bootstrap_plugins[0].create_bootstrap_provider({"count": 2})
     source = await v013.source_plugins[0].create_source("lease")

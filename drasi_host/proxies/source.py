@@ -18,6 +18,7 @@ from ._component import ComponentProxy
 from ._generation import GEN_04
 from .bootstrap import (
     BootstrapProviderProxy,
+    build_host_provider_vtable013,
     build_provider_vtable,
     build_provider_vtable013,
     check_same_abi,
@@ -269,8 +270,11 @@ class SourceProxy(ComponentProxy):
 
         A provider proxy must speak the source's ABI generation
         (:class:`DrasiHostError` naming both otherwise).  An FFI 0.13 source
-        takes 0.13 provider proxies only: Python providers for 0.13 sources
-        are not supported (:class:`DrasiHostError`)."""
+        gets a 0.13 provider proxy's plugin directly (leased until the source
+        drops it), and a Python provider through a host-built push-based
+        stream (its events encoded as MessagePack, then its count as the
+        end-of-bootstrap result; a provider that raises ends the stream with
+        a failed result)."""
         self._check_open()
         try:
             _abi.require_functions(self._vt, ("set_bootstrap_provider_fn",), self.label)
@@ -282,11 +286,8 @@ class SourceProxy(ComponentProxy):
                 vt = build_provider_vtable013(provider)
                 discard = discard_provider_vtable013
             else:
-                raise DrasiHostError(
-                    f"{self.label}: a Python bootstrap provider ({type(provider).__name__}) "
-                    f"cannot feed an FFI {self.abi_version} source; only bootstrap providers "
-                    f"of FFI {self.abi_version} plugins can"
-                )
+                vt = build_host_provider_vtable013(provider, label=self.label)
+                discard = discard_provider_vtable013
         except DrasiHostError as exc:
             self._attributed(exc)
             raise
