@@ -533,3 +533,54 @@ async def test_a_0_4_reaction_ignores_a_snapshot_fetcher(
                 ReactionRuntimeContext(INSTANCE, "r", snapshot_fetcher=Fetcher())
             )
             assert not any(type(s).__name__ == "SnapshotFetcherHandle" for s in reaction._services)
+
+
+# ---- both generations in one pipeline ---------------------------------------------------
+
+
+async def test_components_of_both_generations_work_together_through_python(
+    v013: LoadedPlugin,
+    fixture_plugins: dict[str, Path],
+    fixture_stats_reader: Any,
+    callbacks: CallbackContext,
+    tmp_path: Path,
+) -> None:
+    """A 0.4 source feeding a 0.13 reaction, and a 0.13 source feeding a 0.4
+    reaction, with Python turning events into query results."""
+    reaction04_lib = tmp_path / fixture_plugins["reaction"].name
+    shutil.copy2(fixture_plugins["reaction"], reaction04_lib)
+
+    async def pipe(source: Any, reaction: Any) -> int:
+        response = await source.subscribe(SubscriptionSettings(source.id, "q1", False, [], []))
+        sent = 0
+        async with response.receiver as receiver:
+            async for event in receiver:
+                change = event.change
+                assert change is not None
+                diff = ResultDiff.add({"id": event.entity_id, "op": change.op.wire})
+                now = datetime.now(timezone.utc)
+                await reaction.enqueue_query_result(QueryResult("q1", now, [diff]))
+                sent += 1
+        assert await reaction.flush(10)
+        return sent
+
+    with (
+        load_plugin(fixture_plugins["source"], callbacks) as source04_plugin,
+        load_plugin(reaction04_lib, callbacks) as reaction04_plugin,
+    ):
+        source04 = await _running(source04_plugin, "s04", {"event_count": 6})
+        source13 = await _running(v013, "s13", {"count": 5})
+        reaction13 = await v013.reaction_plugins[0].create_reaction("r13", ["q1"])
+        reaction04 = await reaction04_plugin.reaction_plugins[0].create_reaction("r04", ["q1"])
+        await reaction13.initialize(ReactionRuntimeContext(INSTANCE, "r13"))
+        await reaction04.initialize(ReactionRuntimeContext(INSTANCE, "r04"))
+        await reaction13.start()
+        await reaction04.start()
+        assert await pipe(source04, reaction13) == 6
+        assert await pipe(source13, reaction04) == 5
+        for obj in (reaction13, reaction04, source04, source13):
+            await obj.aclose()
+    stats = stats013(v013.path)
+    assert stats["results_decoded"] == stats["results_received"] == 6
+    assert stats["result_diffs"] == 6
+    assert fixture_stats_reader(reaction04_lib)["results_received"] == 5

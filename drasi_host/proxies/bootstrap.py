@@ -771,9 +771,13 @@ class _HostRun013:
             if self._events_started:
                 return
             self._events_started = True
-        threading.Thread(
-            target=self._run, args=(cb, ctx), name="drasi-bootstrap-013", daemon=True
-        ).start()
+        try:
+            threading.Thread(
+                target=self._run, args=(cb, ctx), name="drasi-bootstrap-013", daemon=True
+            ).start()
+        except BaseException as exc:  # no thread: the stream still ends, once
+            cb(ctx, NULL)
+            self._events_over(-1, f"{self.entry.label}: no thread for the bootstrap: {exc!r}")
 
     def _run(self, cb: Any, ctx: Any) -> None:
         count, error = 0, None
