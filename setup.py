@@ -2,8 +2,10 @@
 
 Compiles the cffi extensions ``drasi_host._ffi`` (the 0.4 ABI, from
 ``ffi_build/build_ffi.py``) and ``drasi_host._ffi013`` (the FFI 0.13 ABI, from
-``ffi_build/build_ffi013.py``), out-of-line and in API mode, for the stable
-ABI: one ``cp310-abi3`` wheel serves CPython 3.10 and later.  It also bundles
+``ffi_build/build_ffi013.py``), out-of-line and in API mode, and the small
+C extension ``drasi_host._jsonvalues`` (``ffi_build/jsonvalues.c``, the
+payload encoders' quick JSON value test), all for the stable ABI: one
+``cp310-abi3`` wheel serves CPython 3.10 and later.  It also bundles
 into the package the ABI headers of both generations (``drasi_host/include``)
 and the C sources of the demo plugins (``drasi_host/_demo``), so that
 ``drasi-host demo`` can compile them on a machine that only has the wheel and
@@ -19,7 +21,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -68,6 +70,15 @@ class BuildPyWithDemo(build_py):
 
 setup(
     cffi_modules=["ffi_build/build_ffi.py:ffibuilder", "ffi_build/build_ffi013.py:ffibuilder"],
+    ext_modules=[
+        # The payload encoders' quick JSON value test (stable ABI as well).
+        Extension(
+            "drasi_host._jsonvalues",
+            ["ffi_build/jsonvalues.c"],
+            py_limited_api=True,
+            define_macros=[("Py_LIMITED_API", "0x030A0000")],
+        )
+    ],
     cmdclass={"build_py": BuildPyWithDemo},
     # cffi compiles the module with Py_LIMITED_API; tag the wheel to match.
     options={"bdist_wheel": {"py_limited_api": "cp310"}},

@@ -20,9 +20,13 @@ compatibility).  A ``delete`` may carry only ``type``, ``reference``,
 end of a deleted relation reads as missing).
 
 Encoding writes the model classes directly; the JSON values inside them
-(properties, rows, metadata) are checked first, so a value no JSON document
-can hold (a set, bytes, NaN or an infinity, a non-string key) raises
-:class:`PayloadFormatError` instead of being written in some other form.
+(properties, rows, metadata) are checked, so a value no JSON document can
+hold (a set, bytes, NaN or an infinity, a non-string key) raises
+:class:`PayloadFormatError` instead of being written in some other form.  A
+query result in the document's own shape is written by msgspec first and
+checked after (a C test of exact JSON types, see ``ffi_build/jsonvalues.c``,
+then the Python check for what it is not sure of); its bytes are returned
+only when the check passes, else the general path writes or refuses it.
 
 Timestamps of query results are written as RFC 3339 UTC with microseconds and
 ``Z`` (``2026-11-28T07:30:00.123456Z``); a naive ``datetime`` is treated as
@@ -46,6 +50,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from drasi_host._jsonvalues import is_json_value as _is_plain_json
 from drasi_host.errors import PayloadFormatError, PluginProtocolError
 from drasi_host.models import (
     OP_FROM_WIRE,
@@ -596,8 +601,9 @@ def _writes_as_is(result: QueryResult) -> bool:
     document: a plain :class:`QueryResult` whose timestamp is an aware UTC
     ``datetime`` with microseconds (written ``...T07:30:00.123456Z``), whose
     diffs have exactly their kind's fields (an aggregation's ``before`` set)
-    and whose values are all JSON values.  Anything else (and every error)
-    takes the general path."""
+    and whose values are all JSON values (the C test of exact built-in types
+    first, :func:`_is_encodable` when it is not sure).  Anything else (and
+    every error) takes the general path."""
     if type(result) is not QueryResult:
         return False
     timestamp = result.timestamp
@@ -606,7 +612,7 @@ def _writes_as_is(result: QueryResult) -> bool:
     if not timestamp.microsecond:
         return False
     metadata = result.metadata
-    if metadata and not _is_encodable(metadata):
+    if metadata and not (_is_plain_json(metadata) or _is_encodable(metadata)):
         return False
     for diff in result.results:
         if diff.__class__ is not ResultDiff:
@@ -619,7 +625,7 @@ def _writes_as_is(result: QueryResult) -> bool:
                 or diff.before is not None
                 or diff.after is not None
                 or diff.grouping_keys is not None
-                or not _is_encodable(data)
+                or not (_is_plain_json(data) or _is_encodable(data))
             ):
                 return False
         elif kind == "noop":
@@ -631,9 +637,9 @@ def _writes_as_is(result: QueryResult) -> bool:
             if (
                 before is None
                 or not _diff_is_canonical(diff)
-                or not _is_encodable(before)
-                or not _is_encodable(after)
-                or (data is not None and not _is_encodable(data))
+                or not (_is_plain_json(before) or _is_encodable(before))
+                or not (_is_plain_json(after) or _is_encodable(after))
+                or (data is not None and not (_is_plain_json(data) or _is_encodable(data)))
             ):
                 return False
     return True
@@ -722,10 +728,18 @@ class PayloadCodec(abc.ABC):
 
     def encode_query_result(self, result: QueryResult) -> bytes:
         """``result`` as a query result payload."""
-        if self._encode_result_directly and _writes_as_is(result):
-            encode = self._encode
-            if encode is not None:
-                return encode(result)  # type: ignore[no-any-return]
+        if self._encode_result_directly:
+            # Encode first, check after: the check then reads what encoding
+            # has just brought into the cache.  Bytes of a result that is not
+            # its own document, or that the encoder refuses, are dropped and
+            # the general path below decides.
+            try:
+                data: bytes = self._encode(result)
+            except Exception:  # whatever it was, the general path decides
+                pass
+            else:
+                if _writes_as_is(result):
+                    return data
         try:
             if self._encode is None:
                 return self.dump_document(query_result_to_document(result))

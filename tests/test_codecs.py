@@ -5,10 +5,15 @@ values (repr, pickle, hash)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import decimal
+import enum
 import json
+import math
 import pickle
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -22,6 +27,7 @@ from strategies import json_objects, query_results, source_changes
 
 from drasi_host import MemoryStateStore, StateStoreVtableBuilder, payloads
 from drasi_host._abi import ffi, lib
+from drasi_host._jsonvalues import is_json_value
 from drasi_host.errors import PayloadFormatError, PluginProtocolError
 from drasi_host.models import (
     ChangeOp,
@@ -434,6 +440,101 @@ def test_query_results_written_directly_match_the_general_path(result: QueryResu
 
 
 _STAMP = datetime(2026, 11, 28, 7, 30, 0, 123456, tzinfo=timezone.utc)
+
+
+class _IntEnum(enum.IntEnum):
+    A = 1
+
+
+class _Str(str):
+    pass
+
+
+class _Plain(enum.Enum):
+    A = "a"
+
+
+# Values the encoders must refuse or may accept only through the Python
+# check: non-finite floats, non-JSON types, subclasses of the JSON types.
+_odd_scalars = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, b"x", bytearray(b"y"), _Plain.A]),
+    st.sampled_from([_IntEnum.A, _Str("s"), decimal.Decimal("1.5"), uuid.UUID(int=7)]),
+    st.sampled_from([datetime(2026, 1, 1), frozenset({1}), {2}]),
+)
+_any_scalar = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6) | _odd_scalars
+)
+_any_key = st.text(max_size=4) | st.integers(0, 3) | st.builds(_Str, st.text(max_size=3))
+_any_values = st.recursive(
+    _any_scalar,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(_any_key, children, max_size=3)
+        | st.dictionaries(st.text(max_size=4), children, max_size=3).map(collections.OrderedDict)
+    ),
+    max_leaves=10,
+)
+
+
+@given(_any_values)
+def test_the_quick_value_test_never_accepts_what_the_full_check_refuses(value: Any) -> None:
+    assert not is_json_value(value) or payloads._is_encodable(value)
+
+
+@given(json_objects())
+def test_the_quick_value_test_accepts_plain_json(value: dict[str, Any]) -> None:
+    assert is_json_value(value)
+    assert is_json_value([value, (value,)])
+
+
+def test_the_quick_value_test_leaves_deep_and_odd_values_to_the_full_check() -> None:
+    deep: Any = 1
+    for _ in range(64):
+        deep = [deep]
+    assert is_json_value(deep)
+    assert not is_json_value([deep]) and payloads._is_encodable([deep])
+    for value in ({"a": _IntEnum.A}, {_Str("k"): 1}, collections.OrderedDict(a=1)):
+        assert not is_json_value(value)
+    assert not is_json_value({"a": [1, {"b": math.nan}]})
+    assert not is_json_value({"a": {1: 2}})
+
+
+_diffs_with_any_values = st.one_of(
+    st.builds(ResultDiff.add, st.dictionaries(_any_key, _any_values, max_size=3)),
+    st.builds(
+        ResultDiff.update,
+        st.dictionaries(st.text(max_size=3), _any_values, max_size=2),
+        st.dictionaries(_any_key, _any_values, max_size=2),
+        st.dictionaries(st.text(max_size=3), _any_values, max_size=2),
+    ),
+    st.builds(ResultDiff.aggregation, st.none() | st.just({"n": 1}), st.just({"v": math.inf})),
+    st.just(ResultDiff.noop()),
+)
+
+
+def _outcome(codec: PayloadCodec, result: QueryResult) -> tuple[str, Any]:
+    try:
+        return "bytes", codec.encode_query_result(result)
+    except PayloadFormatError as exc:
+        return "error", str(exc)
+
+
+@given(
+    diffs=st.lists(_diffs_with_any_values, max_size=3),
+    metadata=st.dictionaries(_any_key, _any_values, max_size=2),
+    stamp=st.sampled_from(
+        [_STAMP, _STAMP.replace(microsecond=0), datetime(2026, 1, 1, 0, 0, 0, 5)]
+    ),
+)
+def test_any_values_give_the_same_bytes_or_error_on_both_paths(
+    diffs: list[ResultDiff], metadata: dict[Any, Any], stamp: datetime
+) -> None:
+    """Also results that cannot be encoded (NaN, sets, bytes, integer keys,
+    ...): the direct path writes the general path's bytes or raises its
+    error, naming the same field."""
+    result = QueryResult("q", stamp, diffs, metadata)
+    assert _outcome(JsonCodec(), result) == _outcome(_GeneralJson(), result)
 
 
 def test_which_query_results_are_written_directly() -> None:

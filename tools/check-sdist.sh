@@ -44,6 +44,7 @@ for name in tracked:
 for name in ("LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
              "cdefs/drasi_plugin.h", "ffi_build/build_ffi.py", "ffi_build/host.c",
              "cdefs/drasi_plugin_0_13.h", "ffi_build/build_ffi013.py", "ffi_build/host013.c",
+             "ffi_build/jsonvalues.c",
              "plugins_fixture/build.py", "tests/conftest.py", "tests/c/channel_helper.c"):
     if name not in have:
         problems.append(f"missing {name}")

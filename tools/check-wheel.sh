@@ -96,7 +96,7 @@ if set(demo) != wanted:
 for n in names:
     if n.endswith((".c", ".h")) and not n.startswith(("drasi_host/_demo/", "drasi_host/include/")):
         problems.append(f"unexpected C file {n}")
-for module in ("_ffi", "_ffi013"):
+for module in ("_ffi", "_ffi013", "_jsonvalues"):
     if not any(n.startswith(f"drasi_host/{module}.") and n.endswith(".abi3.so") for n in names):
         problems.append(f"no drasi_host/{module}*.abi3.so")
 for header in ("drasi_plugin.h", "drasi_plugin_0_13.h"):
@@ -131,7 +131,7 @@ for python in "${pythons[@]}"; do
     (
         cd "$WORK"
         export PATH="$venv/bin:$nocc"
-        python -c "import drasi_host, drasi_host._ffi, drasi_host._ffi013, sys; \
+        python -c "import drasi_host, drasi_host._ffi, drasi_host._ffi013, drasi_host._jsonvalues, sys; \
 print('imported', drasi_host.__version__, 'from', drasi_host.__file__); \
 assert drasi_host.__file__.startswith(sys.prefix), 'not the installed package'"
         drasi-host --version

@@ -42,17 +42,15 @@ dropped while its forwarder may still use it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import anyio
-import anyio.lowlevel
 
 from .. import _abi
 from .._abi import NULL, lib
+from .._checkpoint import cancel_pending, checkpoint_if_cancelled
 from .._events013 import EXIT_SENTINEL_TIMEOUT, ResultChannel013
 from ..channels import ResultChannel
 from ..errors import ClosedError, DrasiHostError, PayloadFormatError
@@ -68,30 +66,6 @@ __all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
 DEFAULT_RESULT_CAPACITY = 1024
 
 _log = logging.getLogger("drasi_host.reaction")
-
-_get_running_loop = asyncio._get_running_loop
-try:  # the check anyio.lowlevel.checkpoint_if_cancelled makes under asyncio
-    from anyio._backends._asyncio import AsyncIOBackend
-
-    _asyncio_checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
-        AsyncIOBackend.checkpoint_if_cancelled
-    )
-except (ImportError, AttributeError):  # pragma: no cover - another anyio layout
-    _asyncio_checkpoint_if_cancelled = anyio.lowlevel.checkpoint_if_cancelled
-
-
-def _checkpoint_if_cancelled() -> Awaitable[None]:
-    """``anyio.lowlevel.checkpoint_if_cancelled()`` without finding the
-    backend through sniffio on every call (a third of the cost of queueing a
-    result): the running asyncio loop tells asyncio, no loop tells trio, and
-    the backend's own check runs."""
-    if _get_running_loop() is not None:
-        return _asyncio_checkpoint_if_cancelled()
-    trio = sys.modules.get("trio")
-    if trio is None:  # pragma: no cover - neither asyncio nor trio
-        return anyio.lowlevel.checkpoint_if_cancelled()
-    return trio.lowlevel.checkpoint_if_cancelled()  # type: ignore[no-any-return]
-
 
 _DH_OK = lib.DH_OK
 #: Results encoded and pushed together by ``enqueue_query_results``.
@@ -371,7 +345,8 @@ class ReactionProxy(ComponentProxy):
         an opaque-payload plugin or a result that cannot be encoded or
         exceeds ``MAX_PAYLOAD_SIZE``.  A cancelled call has queued nothing.
         """
-        await _checkpoint_if_cancelled()
+        if cancel_pending():
+            await checkpoint_if_cancelled()
         if self._life.closing or self._state is None:
             self._require_initialized("enqueue_query_result")
         if type(result) is not QueryResult or result.query_id not in self._query_id_set:
@@ -392,7 +367,8 @@ class ReactionProxy(ComponentProxy):
         one wake-up of the plugin's thread per run that fits); returns how
         many were queued.  On an error, the results before the failing one
         are queued."""
-        await _checkpoint_if_cancelled()
+        if cancel_pending():
+            await checkpoint_if_cancelled()
         self._require_initialized("enqueue_query_results")
         codec = self._codec_or_raise()
         encode = self._encode
