@@ -8,6 +8,7 @@ proxies.  The rules both generations share run in the parametrised tests of
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from generations import stats013
 
 from drasi_host import (
     BootstrapContext,
+    BootstrapEvent,
     BootstrapRequest,
     CallbackContext,
     ComponentStatus,
@@ -36,6 +38,7 @@ from drasi_host import (
     SubscriptionSettings,
     _abi,
     _abi013,
+    _msgpack013,
 )
 from drasi_host.bridges.state_store import MemoryStateStore
 from drasi_host.loader import load_plugin
@@ -584,3 +587,84 @@ async def test_components_of_both_generations_work_together_through_python(
     assert stats["results_decoded"] == stats["results_received"] == 6
     assert stats["result_diffs"] == 6
     assert fixture_stats_reader(reaction04_lib)["results_received"] == 5
+
+
+async def test_a_host_made_stream_driven_the_way_a_plugin_drives_it() -> None:
+    """The host-made 0.13 provider of a Python provider, called directly:
+    a run whose events receiver is dropped unstarted ends with a result of
+    0 events; a consumed run delivers its events, one NULL, then its count;
+    every host-made state is forgotten once both receivers are dropped."""
+    from drasi_host._callbacks import handles
+    from drasi_host.proxies.bootstrap import (
+        build_host_provider_vtable013,
+        discard_provider_vtable013,
+    )
+
+    ffi = _abi013.ffi
+
+    class Provider:
+        async def bootstrap(self, request: Any, context: Any, event_tx: Any) -> int:
+            for i in range(3):
+                change = _model_change(context.source_id, i)
+                await event_tx.send(BootstrapEvent.from_change(change, sequence=i + 1))
+            return 3
+
+    before = set(handles._objects)
+    vt = build_host_provider_vtable013(Provider(), label="python provider")
+    results: list[Any] = []
+    pushed: list[Any] = []
+    done = threading.Event()
+
+    @ffi.callback("void (*)(void *, FfiBootstrapResult *)")
+    def on_result(ctx: Any, result: Any) -> None:
+        results.append(None if result == ffi.NULL else int(result.event_count))
+        if result != ffi.NULL:
+            _abi013.lib.dh13_bootstrap_result_release(result)
+        done.set()
+
+    @ffi.callback("bool (*)(void *, FfiBootstrapEvent *)")
+    def on_event(ctx: Any, event: Any) -> bool:
+        if event == ffi.NULL:
+            pushed.append(None)
+            return True
+        data = ffi.buffer(event.payload_ptr, event.payload_len)[:]
+        pushed.append(_msgpack013.decode_bootstrap_event(data).sequence)
+        _abi013.lib.dh13_bootstrap_event_release(event)
+        return True
+
+    def run(start_events: bool) -> None:
+        keep = [ffi.new("char[]", b"q1"), ffi.new("char[]", b"s1")]
+        q = ffi.new("FfiStr *", [keep[0], 2])[0]
+        s = ffi.new("FfiStr *", [keep[1], 2])[0]
+        stream = vt.bootstrap_fn(vt.state, q, ffi.NULL, 0, ffi.NULL, 0, q, q, s)
+        assert stream != ffi.NULL
+        events, result = stream.events, stream.result
+        _abi.lib.free(stream)
+        result.start_fn(result.state, on_result, ffi.NULL)
+        result.drop_fn(result.state)  # the state may go right after start_fn
+        if start_events:
+            events.start_push_fn(events.state, on_event, ffi.NULL)
+            assert done.wait(10)
+        events.drop_fn(events.state)
+        _abi.lib.free(events)
+        _abi.lib.free(result)
+
+    await anyio.to_thread.run_sync(run, False)
+    assert done.wait(10) and results == [0] and pushed == []
+    done.clear()
+    await anyio.to_thread.run_sync(run, True)
+    assert results == [0, 3]
+    assert pushed == [1, 2, 3, None]
+    discard_provider_vtable013(vt)
+    with anyio.fail_after(5):
+        while set(handles._objects) != before:
+            await anyio.sleep(0.01)
+
+
+def _model_change(source_id: str, i: int) -> Any:
+    from drasi_host import ChangeOp, Element, ElementReference, SourceChange
+
+    return SourceChange(
+        ChangeOp.INSERT,
+        Element("node", ElementReference(source_id, f"py-{i}"), ["Person"], i, {"i": i}),
+    )
