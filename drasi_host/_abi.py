@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import enum
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -148,6 +149,26 @@ def take_owned_str(value: CData, what: str) -> str:
             lib.free(ptr)
 
 
+def take_json_object(value: CData, what: str) -> dict[str, Any]:
+    """Take an ``FfiOwnedStr`` holding a JSON object (as :func:`take_owned_str`)
+    and parse it; :class:`PluginProtocolError` for invalid JSON or another
+    JSON value."""
+    value = take_json(value, what)
+    if not isinstance(value, dict):
+        raise PluginProtocolError(f"{what} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def take_json(value: CData, what: str) -> Any:
+    """Take an ``FfiOwnedStr`` holding JSON text (as :func:`take_owned_str`)
+    and parse it; :class:`PluginProtocolError` for invalid JSON."""
+    text = take_owned_str(value, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PluginProtocolError(f"{what} is not valid JSON: {exc}") from None
+
+
 def take_string_array(value: CData, what: str) -> list[str]:
     """Take an ``FfiStringArray``: copy each string, free each and the array.
 
@@ -166,7 +187,8 @@ def take_string_array(value: CData, what: str) -> list[str]:
     out: list[str] = []
     error: PluginProtocolError | None = None
     for i in range(n):
-        element = ffi.new("FfiOwnedStr *", data[i])  # one read of the plugin's memory
+        # one read of the plugin's memory (either module's FfiOwnedStr)
+        element = ffi.new(ffi.typeof(data), data[i])
         try:
             out.append(take_owned_str(element[0], f"{what}[{i}]"))
         except PluginProtocolError as exc:
@@ -246,17 +268,22 @@ def call_bool(fn: CData, *args: Any, what: str) -> bool:
 
 
 class Borrowed:
-    """Keeps the buffers behind borrowed ``FfiStr`` values alive for one call."""
+    """Keeps the buffers behind borrowed ``FfiStr`` values alive for one call.
 
-    __slots__ = ("_keep",)
+    ``decl`` is the cffi declaration set whose ``FfiStr`` is made (the 0.4
+    one by default; :mod:`drasi_host._abi013`'s for 0.13 calls: the layout is
+    the same, the cffi types are not)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_ffi", "_keep")
+
+    def __init__(self, decl: Any = ffi) -> None:
         self._keep: list[CData] = []
+        self._ffi = decl
 
     def str(self, text: str | bytes) -> CData:
         """An ``FfiStr`` (by value) pointing at a copy of ``text``."""
         data = text.encode("utf-8") if isinstance(text, str) else text
-        s = ffi.new("FfiStr *")
+        s = self._ffi.new("FfiStr *")
         if data:
             buf = ffi.new("char[]", data)
             self._keep.append(buf)
@@ -269,7 +296,7 @@ class Borrowed:
 
     def str_array(self, items: Sequence[builtins.str]) -> tuple[CData, int]:
         """A ``const FfiStr *`` array and its length."""
-        arr = ffi.new("FfiStr[]", max(len(items), 1))
+        arr = self._ffi.new("FfiStr[]", max(len(items), 1))
         for i, item in enumerate(items):
             arr[i] = self.str(item)
         self._keep.append(arr)

@@ -65,7 +65,9 @@ class _NamedIntEnum(enum.IntEnum):
 
 
 class ComponentStatus(_NamedIntEnum):
-    """``FfiComponentStatus``."""
+    """``FfiComponentStatus``.  ``ADDED`` (registered, not started) and
+    ``REMOVED`` (removed from the graph) exist only in FFI 0.13: a 0.4 plugin
+    reporting them breaks its ABI."""
 
     STOPPED = 0
     STARTING = 1
@@ -73,6 +75,18 @@ class ComponentStatus(_NamedIntEnum):
     STOPPING = 3
     RECONFIGURING = 4
     ERROR = 5
+    ADDED = 6
+    REMOVED = 7
+
+
+class RecoveryPolicy(_NamedIntEnum):
+    """What an FFI 0.13 reaction wants after a gap in its results
+    (``default_recovery_policy_fn``): fail (``STRICT``), start over from a
+    snapshot (``AUTO_RESET``) or go on past the gap (``AUTO_SKIP_GAP``)."""
+
+    STRICT = 0
+    AUTO_RESET = 1
+    AUTO_SKIP_GAP = 2
 
 
 class DispatchMode(_NamedIntEnum):
@@ -638,6 +652,7 @@ __all__ = [
     "LogMessage",
     "QueryResult",
     "ReactionRuntimeContext",
+    "RecoveryPolicy",
     "ResultDiff",
     "SourceChange",
     "SourceEventWrapper",

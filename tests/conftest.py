@@ -76,3 +76,29 @@ def callbacks() -> Iterator[Any]:
     from drasi_host.logs import CallbackContext
 
     yield CallbackContext(instance_id="test-instance")
+
+
+@pytest.fixture(scope="session")
+def fixture_plugins_013(
+    tmp_path_factory: pytest.TempPathFactory, fixture_builder: Any
+) -> dict[str, Path]:
+    """Every FFI 0.13 fixture plugin (``plugins_fixture/v013``), built from
+    source: name -> library path."""
+    out = os.environ.get("DRASI_FIXTURE_BUILD_DIR")
+    out_dir = Path(out) / "v013" if out else tmp_path_factory.mktemp("plugins013")
+    built: dict[str, Path] = fixture_builder.build_fixtures_013(out_dir)
+    return built
+
+
+@pytest.fixture(params=["0.4", "0.13"])
+def gen(
+    request: pytest.FixtureRequest,
+    fixture_plugins: dict[str, Path],
+    fixture_plugins_013: dict[str, Path],
+    fixture_stats_reader: Callable[[Path], dict[str, int]],
+) -> Any:
+    """One ABI generation's fixture plugins and what they are expected to do
+    (a :class:`generations.Gen`); tests taking it run for 0.4 and 0.13."""
+    from generations import make_gen
+
+    return make_gen(str(request.param), fixture_plugins, fixture_plugins_013, fixture_stats_reader)

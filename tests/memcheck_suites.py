@@ -1,6 +1,6 @@
-"""Run the lifecycle, receiver, 0.13 loading, 0.13 host-service and 0.13
-data-path suites (the ``memcheck`` tox env runs this under valgrind memcheck
-and again with glibc's ``MALLOC_CHECK_=3``).
+"""Run the lifecycle, receiver, 0.13 loading, 0.13 host-service, 0.13
+data-path and 0.13 component suites (the ``memcheck`` tox env runs this
+under valgrind memcheck and again with glibc's ``MALLOC_CHECK_=3``).
 
 Usage: ``python tests/memcheck_suites.py [pytest options]``.  The suites are
 the files named in :data:`SUITES` plus every ``tests/test_lifecycle*.py``.
@@ -26,6 +26,7 @@ SUITES = (
     "test_services013.py",
     "test_channels013.py",
     "test_data013.py",
+    "test_components013.py",
     "test_memstore.py",
 )
 

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from generations import Gen
 from lifetime_helpers import eventually
 
 from drasi_host import (
@@ -93,6 +94,46 @@ async def make_provider(
         await provider.aclose()
 
 
+@pytest.fixture
+async def make_gen_provider(
+    gen: Gen, callbacks: CallbackContext
+) -> AsyncIterator[Callable[..., Any]]:
+    """Providers of each generation's bootstrap fixture."""
+    plugin = load_plugin(gen.bootstrap_lib, callbacks)
+    created: list[BootstrapProviderProxy] = []
+
+    async def make(config: dict[str, Any]) -> BootstrapProviderProxy:
+        provider = await plugin.bootstrap_plugins[0].create_bootstrap_provider(config, {"s": 1})
+        assert provider.abi_version == gen.abi
+        created.append(provider)
+        return provider
+
+    yield make
+    for provider in created:
+        await provider.aclose()
+    plugin.close()
+
+
+async def settle(read: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+    """Poll (made, released) until they agree (plugin threads may lag)."""
+    with anyio.move_on_after(5):
+        while (got := read())[0] != got[1]:
+            await anyio.sleep(0.01)
+    return read()
+
+
+class Payloads:
+    """A generation's payload counters, as a delta since creation."""
+
+    def __init__(self, gen: Gen) -> None:
+        self._gen = gen
+        self._before = gen.payloads(gen.bootstrap_lib)
+
+    def delta(self) -> tuple[int, int]:
+        made, released = self._gen.payloads(self._gen.bootstrap_lib)
+        return made - self._before[0], released - self._before[1]
+
+
 async def collect(
     provider: Any,
     request: BootstrapRequest = REQUEST,
@@ -120,26 +161,29 @@ async def collect(
 
 
 async def test_bootstrap_streams_every_record(
-    make_provider: Callable[..., Any], boot_stats: Stats
+    make_gen_provider: Callable[..., Any], gen: Gen
 ) -> None:
-    provider = await make_provider({"count": 300})
-    provider.event_capacity = 4  # the plugin waits in send_fn for the consumer
+    payloads = Payloads(gen)
+    provider = await make_gen_provider({"count": 300})
+    provider.event_capacity = 4  # the plugin waits in its push for the consumer
     count, events = await collect(provider)
     assert count == 300
-    assert [e.sequence for e in events] == list(range(300))
-    assert [e.entity_id for e in events] == [f"n{i}" for i in range(300)]
+    first = gen.first_sequence
+    assert [e.sequence for e in events] == list(range(first, first + 300))
+    # 0.4: nodes n<i> labelled with the first requested node label; 0.13: b<i>, Boot.
+    prefix, label = ("n", "Person") if gen.abi == "0.4" else ("b", "Boot")
+    assert [e.entity_id for e in events] == [f"{prefix}{i}" for i in range(300)]
     for i, event in enumerate(events):
         assert event.source_id == "src-1"
-        assert event.label == "Person"  # the first requested node label
+        assert event.label == label
         change = event.change
         assert change is not None
         assert change.op is ChangeOp.INSERT
-        assert change.element.reference == ElementReference("src-1", f"n{i}")
-        assert change.element.labels == ("Person",)
+        assert change.element.reference == ElementReference("src-1", f"{prefix}{i}")
+        assert change.element.labels == (label,)
         assert change.element.properties["i"] == i
-    d = boot_stats.delta()
-    assert d["events_created"] == d["events_released"] == 300
-    assert d["double_release_detected"] == 0
+    made, released = payloads.delta()
+    assert made == released >= 300
 
 
 async def test_bootstrap_does_not_close_the_callers_stream(
@@ -156,9 +200,10 @@ async def test_bootstrap_does_not_close_the_callers_stream(
 
 
 async def test_early_close_of_the_receiver_returns_the_count_so_far(
-    make_provider: Callable[..., Any], boot_stats: Stats
+    make_gen_provider: Callable[..., Any], gen: Gen
 ) -> None:
-    provider = await make_provider({"count": 100_000})
+    payloads = Payloads(gen)
+    provider = await make_gen_provider({"count": 100_000})
     provider.event_capacity = 8
     tx, rx = anyio.create_memory_object_stream[BootstrapEvent](0)
     received: list[BootstrapEvent] = []
@@ -177,16 +222,17 @@ async def test_early_close_of_the_receiver_returns_the_count_so_far(
                 count = await provider.bootstrap(REQUEST, CONTEXT, tx)
     assert len(received) == 5
     assert 5 <= count < 100_000
-    d = boot_stats.delta()
     # Records sent but never read, and the one refused, were all released.
-    assert d["events_created"] == d["events_released"] == count + 1
-    assert d["double_release_detected"] == 0
+    made, released = await settle(payloads.delta)
+    assert made == released
+    assert count + 1 <= made < 100_000
 
 
 async def test_cancelled_bootstrap_stops_the_plugin(
-    make_provider: Callable[..., Any], boot_stats: Stats
+    make_gen_provider: Callable[..., Any], gen: Gen
 ) -> None:
-    provider = await make_provider({"count": 2000})
+    payloads = Payloads(gen)
+    provider = await make_gen_provider({"count": 2000})
     provider.event_capacity = 4
     tx, rx = anyio.create_memory_object_stream[BootstrapEvent](0)
     started = time.monotonic()
@@ -195,22 +241,26 @@ async def test_cancelled_bootstrap_stops_the_plugin(
             await provider.bootstrap(REQUEST, CONTEXT, tx)  # nobody reads: the plugin blocks
     assert scope.cancelled_caught
     assert time.monotonic() - started < 5
-    d = boot_stats.delta()
-    assert 0 < d["events_created"] == d["events_released"] < 2000
+    made, released = await settle(payloads.delta)
+    assert 0 < made == released < 2000
     # The provider is still usable afterwards.
     assert (await collect(provider))[0] == 2000
 
 
 async def test_plugin_failure_is_a_plugin_call_error(
-    make_provider: Callable[..., Any], callbacks: CallbackContext
+    make_gen_provider: Callable[..., Any], gen: Gen, callbacks: CallbackContext
 ) -> None:
-    provider = await make_provider({"fail": True})
+    provider = await make_gen_provider(gen.bootstrap_fail_config)
     tx, rx = anyio.create_memory_object_stream[BootstrapEvent](10)
     async with tx, rx:
         with pytest.raises(PluginCallError, match="bootstrap for query 'q1' failed") as info:
             await provider.bootstrap(REQUEST, CONTEXT, tx)
     assert info.value.error_code == -1
-    assert "libdrasi_bootstrap_fixture" in str(info.value)
+    assert gen.bootstrap_lib.name in str(info.value)
+    assert info.value.plugin == gen.bootstrap_lib.name
+    if gen.abi != "0.4":  # the provider's own text, from its result
+        assert info.value.plugin_message == gen.bootstrap_fail_text
+        return
     logged = [
         m.message
         for key in callbacks.log_registry.components()
@@ -220,9 +270,15 @@ async def test_plugin_failure_is_a_plugin_call_error(
 
 
 async def test_provider_is_dropped_exactly_once(
-    make_provider: Callable[..., Any], fixture_plugins: dict[str, Path], boot_stats: Stats
+    make_gen_provider: Callable[..., Any], gen: Gen, tmp_path: Path
 ) -> None:
-    provider = await make_provider({"count": 1})
+    counter = gen.dropped_counters["bootstrap"]
+    before = gen.read_stats(gen.bootstrap_lib)[counter]
+
+    def dropped() -> int:
+        return gen.read_stats(gen.bootstrap_lib)[counter] - before
+
+    provider = await make_gen_provider({"count": 1})
     assert not provider.closed
     await provider.aclose()
     await provider.aclose()
@@ -231,19 +287,19 @@ async def test_provider_is_dropped_exactly_once(
     async with tx, rx:
         with pytest.raises(DrasiHostError, match="closed"):
             await provider.bootstrap(REQUEST, CONTEXT, tx)
-    assert boot_stats.delta()["providers_dropped"] == 1
+    assert dropped() == 1
 
-    async with await make_provider({"count": 1}) as second:
+    async with await make_gen_provider({"count": 1}) as second:
         assert (await collect(second))[0] == 1
-    assert boot_stats.delta()["providers_dropped"] == 2
+    assert dropped() == 2
 
-    plugin = load_plugin(fixture_plugins["bootstrap"], CallbackContext("gc"))
+    plugin = load_plugin(gen.bootstrap_lib, CallbackContext("gc"))
     third = await plugin.bootstrap_plugins[0].create_bootstrap_provider({}, {})
     with pytest.warns(ResourceWarning):
         del third
         for _ in range(3):
             gc.collect()
-    assert eventually(lambda: boot_stats.delta()["providers_dropped"] == 3)
+    assert eventually(lambda: dropped() == 3)
     plugin.close()
 
 
@@ -352,6 +408,29 @@ async def make_source(
         await source.aclose()
 
 
+@pytest.fixture
+async def make_gen_source(
+    gen: Gen, callbacks: CallbackContext
+) -> AsyncIterator[Callable[..., Any]]:
+    """Sources of each generation's source fixture, with no change events."""
+    created: list[Any] = []
+    plugins: list[Any] = []
+
+    async def make(sid: str = "src-1") -> Any:
+        plugin = load_plugin(gen.source_lib, callbacks)
+        plugins.append(plugin)
+        source = await plugin.source_plugins[0].create_source(sid, gen.source_config(0))
+        created.append(source)
+        await source.initialize(SourceRuntimeContext("test", sid))
+        return source
+
+    yield make
+    for source in created:
+        await source.aclose()
+    for plugin in plugins:
+        plugin.close()
+
+
 async def _bootstrap_via(source: Any, query_id: str = "q1") -> list[BootstrapEvent]:
     resp = await source.subscribe(
         SubscriptionSettings(source.id, query_id, True, ["Person"], ["KNOWS"])
@@ -366,9 +445,12 @@ async def _bootstrap_via(source: Any, query_id: str = "q1") -> list[BootstrapEve
 
 
 async def test_python_provider_feeds_a_source_plugin(
-    make_source: Callable[..., Any], source_stats: Stats
+    make_gen_source: Callable[..., Any], gen: Gen
 ) -> None:
-    source = await make_source()
+    source = await make_gen_source()
+    adopted = gen.read_stats(gen.source_lib).get(
+        "providers_adopted" if gen.abi != "0.4" else "foreign_providers_dropped", 0
+    )
     before = set(handles._objects)
     provider = PythonProvider(150)
     await source.set_bootstrap_provider(provider)
@@ -378,10 +460,16 @@ async def test_python_provider_feeds_a_source_plugin(
     assert len(events) == 150
     request, context = provider.calls[0]
     assert request.query_id == "q1"
-    assert request.node_labels == ("Person",)
-    assert request.relation_labels == ("KNOWS",)
-    assert request.request_id == "req-1"
-    assert context == BootstrapContext("fixture-server", "src-1")
+    if gen.abi == "0.4":
+        assert request.node_labels == ("Person",)
+        assert request.relation_labels == ("KNOWS",)
+        assert request.request_id == "req-1"
+        assert context == BootstrapContext("fixture-server", "src-1")
+    else:  # what the 0.13 fixture source asks (NULL label arrays read as empty)
+        assert (request.node_labels, request.relation_labels) == ((), ())
+        assert request.request_id == "req"
+        assert context == BootstrapContext("fixture013", "src-1")
+        assert gen.read_stats(gen.source_lib)["providers_adopted"] == adopted + 1
     for i, event in enumerate(events):
         assert event.sequence == i
         assert event.timestamp_us == 1000 + i
@@ -393,24 +481,36 @@ async def test_python_provider_feeds_a_source_plugin(
     assert [r.query_id for r, _ in provider.calls] == ["q1", "q2"]
 
     await source.aclose()
-    assert source_stats.delta()["foreign_providers_dropped"] == 1
-    assert key not in handles
+    if gen.abi == "0.4":
+        assert gen.read_stats(gen.source_lib)["foreign_providers_dropped"] == adopted + 1
+    assert key not in handles  # the source dropped the host-built vtable
 
 
 async def test_python_provider_failure_ends_the_stream(
-    make_source: Callable[..., Any], caplog: pytest.LogCaptureFixture
+    make_gen_source: Callable[..., Any], gen: Gen, caplog: pytest.LogCaptureFixture
 ) -> None:
-    source = await make_source()
+    source = await make_gen_source()
     await source.set_bootstrap_provider(PythonProvider(100, fail_after=10))
-    events = await _bootstrap_via(source)
+    if gen.abi == "0.4":
+        events = await _bootstrap_via(source)
+    else:  # 0.13: the events, then the failed end-of-bootstrap result
+        resp = await source.subscribe(SubscriptionSettings(source.id, "q1", True, [], []))
+        assert resp.bootstrap_receiver is not None
+        events = []
+        with anyio.fail_after(20), pytest.raises(PluginCallError) as info:
+            async with resp.receiver, resp.bootstrap_receiver as boot:
+                async for event in boot:
+                    events.append(event)
+        assert info.value.code == -1
+        assert "bootstrap provider failed" in (info.value.plugin_message or "")
     assert [e.entity_id for e in events] == [f"py-{i}" for i in range(10)]
     assert "provider exploded" in caplog.text
 
 
 async def test_source_closing_early_cancels_the_python_provider(
-    make_source: Callable[..., Any],
+    make_gen_source: Callable[..., Any],
 ) -> None:
-    source = await make_source()
+    source = await make_gen_source()
     provider = PythonProvider(1_000_000)
     await source.set_bootstrap_provider(provider)
     resp = await source.subscribe(SubscriptionSettings(source.id, "q1", True, ["Person"], []))
@@ -427,32 +527,36 @@ async def test_source_closing_early_cancels_the_python_provider(
 
 
 async def test_plugin_provider_proxy_feeds_a_source_plugin(
-    make_source: Callable[..., Any],
-    make_provider: Callable[..., Any],
-    boot_stats: Stats,
-    source_stats: Stats,
+    make_gen_source: Callable[..., Any],
+    make_gen_provider: Callable[..., Any],
+    gen: Gen,
 ) -> None:
-    source = await make_source()
-    provider = await make_provider({"count": 120, "label": "Person"})
+    counter = gen.dropped_counters["bootstrap"]
+    dropped = gen.read_stats(gen.bootstrap_lib)[counter]
+    payloads = Payloads(gen)
+    source = await make_gen_source()
+    provider = await make_gen_provider({"count": 120, "label": "Person"})
     await source.set_bootstrap_provider(provider)
     # The source holds the provider: closing our reference keeps it alive.
     await provider.aclose()
-    assert boot_stats.delta()["providers_dropped"] == 0
+    assert gen.read_stats(gen.bootstrap_lib)[counter] == dropped
 
     events = await _bootstrap_via(source)
     assert len(events) == 120
+    # 0.4: nodes n<i> labelled as configured; 0.13: b<i>, Boot (the plugin's
+    # own stream goes to the source unchanged)
+    prefix, label = ("n", "Person") if gen.abi == "0.4" else ("b", "Boot")
     for i, event in enumerate(events):
-        assert (event.source_id, event.label, event.entity_id) == ("src-1", "Person", f"n{i}")
+        assert (event.source_id, event.label, event.entity_id) == ("src-1", label, f"{prefix}{i}")
         change = event.change
         assert change is not None
-        assert change.element.reference == ElementReference("src-1", f"n{i}")
+        assert change.element.reference == ElementReference("src-1", f"{prefix}{i}")
         assert change.element.properties["i"] == i
 
     await source.aclose()
-    d = boot_stats.delta()
-    assert d["providers_dropped"] == 1
-    assert d["events_created"] == d["events_released"] == 120
-    assert source_stats.delta()["foreign_providers_dropped"] == 1
+    assert gen.read_stats(gen.bootstrap_lib)[counter] == dropped + 1
+    made, released = await settle(payloads.delta)
+    assert made == released >= 120
 
 
 async def test_opaque_source_refuses_a_host_provider(

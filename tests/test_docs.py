@@ -3,8 +3,10 @@
 Each block is run on its own, as a complete program, in a fresh interpreter
 whose working directory holds what the documentation tells a reader to have:
 
-* ``./plugins``: the example plugins (the fixture source, reaction and
-  bootstrap libraries, which ``drasi-host demo`` also builds);
+* ``./plugins``: the example plugins of both generations: the 0.4 fixture
+  source, reaction and bootstrap libraries (which ``drasi-host demo`` also
+  builds) and the 0.13 fixture source, reaction, bootstrap and services
+  libraries;
 * every plugin written in C in the documentation (a ```c block exporting
   ``drasi_plugin_init``), compiled under the library name its build command
   (``-o libdrasi_….so``) gives.
@@ -35,6 +37,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TIMEOUT = 120
 #: The libraries of ./plugins (fixture name in plugins_fixture/build.py).
 EXAMPLE_PLUGINS = ("source", "reaction", "bootstrap")
+#: The 0.13 libraries of ./plugins (``FIXTURES_013`` of plugins_fixture/build.py).
+EXAMPLE_PLUGINS_013 = ("v013_source", "v013_reaction", "v013_bootstrap", "v013_services")
 
 _FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 _OUTPUT = re.compile(r"-o\s+(libdrasi_[\w.-]+?)\.(?:so|dylib)\b")
@@ -67,12 +71,21 @@ PYTHON_BLOCKS = _blocks("python")
 
 
 @pytest.fixture(scope="module")
-def docs_cwd(tmp_path_factory: pytest.TempPathFactory, fixture_plugins: dict[str, Path]) -> Path:
+def docs_cwd(
+    tmp_path_factory: pytest.TempPathFactory,
+    fixture_plugins: dict[str, Path],
+    fixture_builder: Any,
+) -> Path:
     cwd = tmp_path_factory.mktemp("docs")
     plugins = cwd / "plugins"
     plugins.mkdir()
     for name in EXAMPLE_PLUGINS:
         shutil.copy2(fixture_plugins[name], plugins / fixture_plugins[name].name)
+    built013 = fixture_builder.build_fixtures_013(
+        tmp_path_factory.mktemp("plugins013"), only=EXAMPLE_PLUGINS_013
+    )
+    for path in built013.values():
+        shutil.copy2(path, plugins / path.name)
     cc = shlex.split(os.environ.get("CC") or "cc")
     suffix = ".dylib" if sys.platform == "darwin" else ".so"
     for stem, code in _c_plugins():

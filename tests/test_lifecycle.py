@@ -1,7 +1,9 @@
 """Object lifetimes, lifecycle rules and typed errors (API.md, "Object
 lifetimes and lifecycle rules" and "Errors"), against the ``lifetime``
 fixture plugin, which counts calls after drop, drops during calls and the
-thread its drop_fn runs on."""
+thread its drop_fn runs on.  The rules every plugin gets run for both ABI
+generations (the ``plugin`` and ``source`` fixtures: the ``lifetime``
+plugin for 0.4, the 0.13 fixture source for 0.13)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from generations import Gen, stats013
 from lifetime_helpers import eventually
 
 from drasi_host import (
@@ -82,10 +86,77 @@ def counters(lifetime_lib: Path) -> Lifetimes:
     return Lifetimes(lifetime_lib)
 
 
+@dataclass(frozen=True)
+class Flavour:
+    """A generation's source plugin for the rules every plugin gets."""
+
+    abi: str
+    path: Path
+    #: Observable plugin activity: every call (0.4 ``lifetime``), or the
+    #: lifecycle callbacks and log records of the 0.13 source (each
+    #: start_fn and stop_fn makes some).
+    calls: Callable[[], int]
+    dropped: Callable[[], int]
+    factories_dropped: Callable[[], int]
+    #: A configuration the factory refuses, and the refusal's text.
+    refuse: dict[str, Any]
+    refused_text: str
+    #: Whether the plugin logs its refusal (0.4 has no other channel).
+    logs_refusal: bool
+
+
 @pytest.fixture
-def plugin(lifetime_lib: Path, callbacks: CallbackContext) -> Iterator[LoadedPlugin]:
+def flavour(
+    gen: Gen, lifetime_lib: Path, counters: Lifetimes, fixture_stats_reader: Any
+) -> Flavour:
+    if gen.abi == "0.4":
+        return Flavour(
+            "0.4",
+            lifetime_lib,
+            lambda: counters.read()["calls"],
+            lambda: counters.read()["dropped"],
+            lambda: fixture_stats_reader(lifetime_lib)["factories_dropped"],
+            {"refuse": True},
+            "source no refused: the configuration says so",
+            True,
+        )
+    path = gen.source_lib
+
+    def activity() -> int:
+        s = stats013(path)
+        return s["lifecycle_calls"] + s["logs_emitted"] + s["logs_filtered"]
+
+    return Flavour(
+        "0.13",
+        path,
+        activity,
+        lambda: stats013(path)["objects_dropped"],
+        lambda: stats013(path)["factories_dropped"],
+        {"mode": "fail", "reason": "the configuration says so"},
+        "fixture013: create refused: the configuration says so",
+        False,
+    )
+
+
+@pytest.fixture
+def plugin(flavour: Flavour, callbacks: CallbackContext) -> Iterator[LoadedPlugin]:
+    """The source plugin of each generation."""
+    with load_plugin(flavour.path, callbacks) as loaded:
+        assert loaded.abi_version == flavour.abi
+        yield loaded
+
+
+@pytest.fixture
+def lifetime_plugin(lifetime_lib: Path, callbacks: CallbackContext) -> Iterator[LoadedPlugin]:
+    """The 0.4 ``lifetime`` plugin (for what only its counters show)."""
     with load_plugin(lifetime_lib, callbacks) as loaded:
         yield loaded
+
+
+@pytest.fixture
+async def lifetime_source(lifetime_plugin: LoadedPlugin) -> AsyncIterator[SourceProxy]:
+    async with await lifetime_plugin.source_plugins[0].create_source("s1", {}) as created:
+        yield created
 
 
 @pytest.fixture
@@ -101,24 +172,20 @@ def ctx(source_id: str = "s1") -> SourceRuntimeContext:
 # ---- lifecycle rules -------------------------------------------------------------
 
 
-async def test_calls_before_initialize_are_refused(
-    source: SourceProxy, counters: Lifetimes
-) -> None:
-    before = counters.read()["calls"]
+async def test_calls_before_initialize_are_refused(source: SourceProxy, flavour: Flavour) -> None:
+    before = flavour.calls()
     with pytest.raises(LifecycleError) as info:
         await source.start()
     assert (info.value.operation, info.value.state) == ("start", None)
-    assert (info.value.plugin, info.value.component_id) == ("libdrasi_lifetime.so", "s1")
+    assert (info.value.plugin, info.value.component_id) == (flavour.path.name, "s1")
     with pytest.raises(LifecycleError) as info:
         await source.subscribe(SubscriptionSettings("s1", "q1", False, [], []))
     assert info.value.operation == "subscribe"
     await source.stop()  # never initialised: returns without calling the plugin
-    assert counters.read()["calls"] == before
+    assert flavour.calls() == before
 
 
-async def test_initialize_exactly_once_with_the_components_id(
-    source: SourceProxy, counters: Lifetimes
-) -> None:
+async def test_initialize_exactly_once_with_the_components_id(source: SourceProxy) -> None:
     with pytest.raises(ValueError, match="source_id is 'other'"):
         await source.initialize(ctx("other"))
     with pytest.raises(TypeError):
@@ -129,26 +196,26 @@ async def test_initialize_exactly_once_with_the_components_id(
     assert (info.value.operation, info.value.state) == ("initialize", ComponentStatus.STOPPED)
 
 
-async def test_start_and_stop_follow_the_state(source: SourceProxy, counters: Lifetimes) -> None:
+async def test_start_and_stop_follow_the_state(source: SourceProxy, flavour: Flavour) -> None:
     await source.initialize(ctx())
-    calls = counters.read()["calls"]
+    calls = flavour.calls()
     await source.stop()  # stopped: the plugin is not called
-    assert counters.read()["calls"] == calls
+    assert flavour.calls() == calls
     await source.start()
     with pytest.raises(LifecycleError) as info:
         await source.start()
     assert (info.value.operation, info.value.state) == ("start", ComponentStatus.RUNNING)
     assert await source.status() is ComponentStatus.RUNNING
     await source.stop()
-    calls = counters.read()["calls"]
+    calls = flavour.calls()
     await source.stop()
-    assert counters.read()["calls"] == calls
+    assert flavour.calls() == calls
     await source.start()  # a stopped source starts again
     await source.stop()
 
 
-async def test_concurrent_start_is_refused(plugin: LoadedPlugin) -> None:
-    factory = plugin.source_plugins[0]
+async def test_concurrent_start_is_refused(lifetime_plugin: LoadedPlugin) -> None:
+    factory = lifetime_plugin.source_plugins[0]
     async with await factory.create_source("slow", {"call_sleep_us": 100_000}) as slow:
         await slow.initialize(ctx("slow"))
         errors: list[BaseException] = []
@@ -167,13 +234,13 @@ async def test_concurrent_start_is_refused(plugin: LoadedPlugin) -> None:
 
 
 async def test_every_call_on_a_closed_object_is_closed_error(
-    plugin: LoadedPlugin, counters: Lifetimes
+    plugin: LoadedPlugin, flavour: Flavour
 ) -> None:
     source = await plugin.source_plugins[0].create_source("c1")
     await source.initialize(ctx("c1"))
     await source.aclose()
     await source.aclose()  # idempotent
-    calls = counters.read()["calls"]
+    calls = flavour.calls()
     for call in (
         source.start(),
         source.stop(),
@@ -187,7 +254,7 @@ async def test_every_call_on_a_closed_object_is_closed_error(
         assert isinstance(info.value, anyio.ClosedResourceError)
     with pytest.raises(ClosedError):
         _ = source.dispatch_mode
-    assert counters.read()["calls"] == calls
+    assert flavour.calls() == calls
     plugin.close()
     with pytest.raises(ClosedError):
         plugin.source_plugins[0].config_schema_json()
@@ -198,21 +265,23 @@ async def test_every_call_on_a_closed_object_is_closed_error(
 # ---- arguments and configuration -------------------------------------------------
 
 
-async def test_configuration_errors_name_the_component(plugin: LoadedPlugin) -> None:
+async def test_configuration_errors_name_the_component(
+    plugin: LoadedPlugin, flavour: Flavour
+) -> None:
     factory = plugin.source_plugins[0]
     for bad in (["not", "a", "mapping"], {"when": datetime.now()}, "{not json", "[1, 2]"):
         with pytest.raises(ConfigurationError) as info:
             await factory.create_source("cfg-1", bad)  # type: ignore[arg-type]
         assert isinstance(info.value, ValueError)
         assert info.value.component_id == "cfg-1"
-        assert info.value.plugin == "libdrasi_lifetime.so"
+        assert info.value.plugin == flavour.path.name
         assert "'cfg-1'" in str(info.value)
     with pytest.raises(ConfigurationError):
         await factory.create_source("cfg-2", {"x": float("nan")})
 
 
-async def test_reaction_argument_rules(fixture_plugins: dict[str, Path]) -> None:
-    with load_plugin(fixture_plugins["reaction"], CallbackContext("t")) as plugin:
+async def test_reaction_argument_rules(gen: Gen) -> None:
+    with load_plugin(gen.reaction_lib, CallbackContext("t")) as plugin:
         factory = plugin.reaction_plugins[0]
         with pytest.raises(TypeError, match="list of str"):
             await factory.create_reaction("r1", "q1", {})
@@ -248,6 +317,7 @@ async def test_reaction_argument_rules(fixture_plugins: dict[str, Path]) -> None
 
 async def test_a_refusal_is_reported_once_in_the_exception(
     plugin: LoadedPlugin,
+    flavour: Flavour,
     callbacks: CallbackContext,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -256,11 +326,14 @@ async def test_a_refusal_is_reported_once_in_the_exception(
         caplog.at_level(logging.ERROR, logger="drasi.plugin"),
         pytest.raises(PluginCallError) as info,
     ):
-        await plugin.source_plugins[0].create_source("no", {"refuse": True})
+        await plugin.source_plugins[0].create_source("no", flavour.refuse)
     err = info.value
-    assert (err.plugin, err.component_id) == ("libdrasi_lifetime.so", "no")
-    assert err.plugin_message == "source no refused: the configuration says so"
+    assert (err.plugin, err.component_id) == (flavour.path.name, "no")
+    assert err.plugin_message == flavour.refused_text
     assert str(err).count("refused: the configuration says so") == 1
+    assert err.code == (None if flavour.abi == "0.4" else 1)
+    if not flavour.logs_refusal:  # 0.13: the text comes in the create result
+        return
     # Not printed on its own; still in logging and in the log registry.
     assert "refused" not in capfd.readouterr().err
     assert any("refused" in r.getMessage() for r in caplog.records)
@@ -268,7 +341,10 @@ async def test_a_refusal_is_reported_once_in_the_exception(
     assert any("refused" in m for m in logged)
 
 
-async def test_a_refused_subscription_names_plugin_and_component(source: SourceProxy) -> None:
+async def test_a_refused_subscription_names_plugin_and_component(
+    lifetime_source: SourceProxy,
+) -> None:
+    source = lifetime_source
     await source.initialize(ctx())
     with pytest.raises(PluginCallError, match="subscribe") as info:
         await source.subscribe(SubscriptionSettings("s1", "q1", False, [], []))
@@ -290,8 +366,10 @@ def test_wrapped_load_errors_keep_attributes_and_cause(
 # ---- release: once, after calls, on the drop thread ------------------------------------
 
 
-async def test_drop_runs_on_the_drop_thread(plugin: LoadedPlugin, counters: Lifetimes) -> None:
-    source = await plugin.source_plugins[0].create_source("t1")
+async def test_drop_runs_on_the_drop_thread(
+    lifetime_plugin: LoadedPlugin, counters: Lifetimes
+) -> None:
+    source = await lifetime_plugin.source_plugins[0].create_source("t1")
     await source.initialize(ctx("t1"))
     await source.aclose()
     stats = counters.read()
@@ -300,25 +378,27 @@ async def test_drop_runs_on_the_drop_thread(plugin: LoadedPlugin, counters: Life
 
 
 async def test_garbage_collected_source_is_released_and_warns(
-    plugin: LoadedPlugin, counters: Lifetimes
+    plugin: LoadedPlugin, flavour: Flavour, counters: Lifetimes
 ) -> None:
     source = await plugin.source_plugins[0].create_source("gc-1")
     await source.initialize(ctx("gc-1"))
     await source.start()
-    before = counters.read()["dropped"]
+    before = flavour.dropped()
     with pytest.warns(ResourceWarning, match="'gc-1' was garbage-collected while open"):
         del source
         gc.collect()
-    assert eventually(lambda: counters.read()["dropped"] == before + 1)
+    assert eventually(lambda: flavour.dropped() == before + 1)
+    if flavour.abi != "0.4":
+        return  # the thread of the drop and late calls: what the lifetime plugin records
     stats = counters.read()
     assert stats["last_drop_thread"] == DropThread.get().ident != threading.get_ident()
     assert stats["calls_after_drop"] == 0
 
 
 async def test_aclose_racing_calls_never_drops_during_a_call(
-    plugin: LoadedPlugin, counters: Lifetimes
+    lifetime_plugin: LoadedPlugin, counters: Lifetimes
 ) -> None:
-    factory = plugin.source_plugins[0]
+    factory = lifetime_plugin.source_plugins[0]
     before = counters.read()
     outcomes = {"done": 0, "closed": 0}
     for i in range(1000):
@@ -349,25 +429,33 @@ async def test_aclose_racing_calls_never_drops_during_a_call(
     assert outcomes["done"] + outcomes["closed"] == 1000
 
 
-async def test_closing_the_plugin_closes_its_factories(
-    lifetime_lib: Path, fixture_stats_reader: Any
-) -> None:
-    plugin = load_plugin(lifetime_lib, CallbackContext("t"))
+async def test_closing_the_plugin_closes_its_factories(flavour: Flavour) -> None:
+    plugin = load_plugin(flavour.path, CallbackContext("t"))
     factory = plugin.source_plugins[0]
-    before = fixture_stats_reader(lifetime_lib)["factories_dropped"]
+    before = flavour.factories_dropped()
+    count = sum(
+        len(group)
+        for group in (
+            plugin.source_plugins,
+            plugin.reaction_plugins,
+            plugin.bootstrap_plugins,
+            plugin.identity_provider_plugins,
+            plugin.secret_store_plugins,
+        )
+    )
     async with plugin:
         assert not factory.closed
     assert factory.closed and factory.released and plugin.closed
-    assert fixture_stats_reader(lifetime_lib)["factories_dropped"] == before + 1
+    assert flavour.factories_dropped() == before + count
 
 
 # ---- cancellation and interpreter exit ---------------------------------------------
 
 
 async def test_cancelled_blocking_call_returns_promptly(
-    plugin: LoadedPlugin, counters: Lifetimes
+    lifetime_plugin: LoadedPlugin, counters: Lifetimes
 ) -> None:
-    source = await plugin.source_plugins[0].create_source("block-1", {"stop_block": True})
+    source = await lifetime_plugin.source_plugins[0].create_source("block-1", {"stop_block": True})
     await source.initialize(ctx("block-1"))
     await source.start()
     dropped = counters.read()["dropped"]

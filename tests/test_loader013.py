@@ -22,7 +22,6 @@ from drasi_host import (
     SUPPORTED_SDK_VERSIONS,
     BootstrapPluginProxy,
     CallbackContext,
-    DrasiHostError,
     IdentityProviderPluginProxy,
     IncompatiblePluginError,
     PluginLoader,
@@ -195,19 +194,24 @@ def test_other_versions_refused_before_init(tmp_path: Path, built013: dict[str, 
 
 
 @pytest.mark.anyio
-async def test_creating_013_components_is_refused_unsent(
+async def test_013_components_are_created_behind_the_same_proxies(
     tmp_path: Path, built013: dict[str, Path]
 ) -> None:
     path = fresh_dir(tmp_path, built013["v013_all"]) / built013["v013_all"].name
     async with load_plugin(path, CallbackContext("t")) as plugin:
-        with pytest.raises(DrasiHostError, match=r"FFI 0\.13") as info:
-            await plugin.source_plugins[0].create_source("s1", {})
-        assert info.value.plugin == path.name and info.value.component_id == "s1"
-        with pytest.raises(DrasiHostError, match=r"FFI 0\.13"):
-            await plugin.reaction_plugins[0].create_reaction("r1", ["q"], {})
-        with pytest.raises(DrasiHostError, match=r"FFI 0\.13"):
-            await plugin.bootstrap_plugins[0].create_bootstrap_provider({})
-    assert stats(path)["objects_created"] == 0
+        source = await plugin.source_plugins[0].create_source("s1", {})
+        reaction = await plugin.reaction_plugins[0].create_reaction("r1", ["q"], {})
+        provider = await plugin.bootstrap_plugins[0].create_bootstrap_provider({})
+        assert {type(o).__name__ for o in (source, reaction, provider)} == {
+            "SourceProxy",
+            "ReactionProxy",
+            "BootstrapProviderProxy",
+        }
+        assert {o.abi_version for o in (source, reaction, provider)} == {"0.13"}
+        assert stats(path)["objects_created"] == 3
+        for obj in (source, reaction, provider):
+            await obj.aclose()
+    assert stats(path)["objects_dropped"] == 3
 
 
 def test_inspect_shows_the_abi(

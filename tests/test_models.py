@@ -47,6 +47,8 @@ from drasi_host.payloads import JsonCodec, MsgpackCodec
                 "STOPPING": 3,
                 "RECONFIGURING": 4,
                 "ERROR": 5,
+                "ADDED": 6,
+                "REMOVED": 7,
             },
         ),
         (DispatchMode, {"BROADCAST": 0, "CHANNEL": 1}),

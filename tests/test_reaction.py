@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import cffi
 import pytest
+from generations import Gen
 
 from drasi_host import (
     CallbackContext,
@@ -142,20 +143,69 @@ async def make_reaction(
         await reaction.aclose()
 
 
-async def test_identity_and_query_ids(make_reaction: Callable[..., Any]) -> None:
-    reaction = await make_reaction(query_ids=("q1", "q2", "ünï"), rid="react-x")
-    assert reaction.id == "react-x"
-    assert reaction.type_name == "fixture"
-    assert reaction.auto_start is True
-    assert reaction.query_ids == ["q1", "q2", "ünï"]
-    assert reaction.component_type == "reaction"
+@pytest.fixture
+async def make_gen_reaction(gen: Gen) -> AsyncIterator[Callable[..., Any]]:
+    """Reactions of each generation's reaction fixture."""
+    created: list[ReactionProxy] = []
+    plugin = load_plugin(gen.reaction_lib, CallbackContext("test"))
+
+    async def make(
+        config: dict[str, Any] | None = None, *, rid: str = "r1", store: Any = None
+    ) -> ReactionProxy:
+        factory = plugin.reaction_plugins[0]
+        reaction = await factory.create_reaction(rid, ["q1"], config or {})
+        created.append(reaction)
+        await reaction.initialize(ReactionRuntimeContext("test", rid, state_store=store))
+        return reaction
+
+    yield make
+    for reaction in created:
+        await reaction.aclose()
+    plugin.close()
+
+
+class GenStats(Stats):
+    """A generation's reaction counters: results the plugin took, and its
+    reactions dropped."""
+
+    def __init__(self, gen: Gen) -> None:
+        super().__init__(gen.read_stats, gen.reaction_lib)
+        self.gen = gen
+
+    def taken(self) -> int:
+        return self.delta()["results_received"]
+
+    def dropped(self) -> int:
+        return self.delta()[self.gen.dropped_counters["reaction"]]
+
+
+async def test_identity_and_query_ids(gen: Gen) -> None:
+    with load_plugin(gen.reaction_lib, CallbackContext("test")) as plugin:
+        factory = plugin.reaction_plugins[0]
+        reaction = await factory.create_reaction("react-x", ["q1", "q2", "ünï"], {})
+        async with reaction:
+            await reaction.initialize(ReactionRuntimeContext("test", "react-x"))
+            assert reaction.id == "react-x"
+            assert reaction.type_name == gen.reaction_type
+            assert reaction.auto_start is True
+            assert reaction.query_ids == ["q1", "q2", "ünï"]
+            assert reaction.component_type == "reaction"
+            assert reaction.abi_version == gen.abi
+            assert await reaction.status() is gen.initialized_status
+            await reaction.start()
+            assert await reaction.status() is ComponentStatus.RUNNING
+            await reaction.stop()
+            assert await reaction.status() is ComponentStatus.STOPPED
+            await reaction.deprovision()
+            assert await reaction.status() is gen.deprovisioned_status
 
 
 async def test_round_trip_counts_bytes_and_hash(
-    make_reaction: Callable[..., Any], reaction_lib: Path, stats: Stats
+    make_gen_reaction: Callable[..., Any], gen: Gen
 ) -> None:
+    stats = GenStats(gen)
     store = MemoryStateStore()
-    reaction = await make_reaction(store=store)
+    reaction = await make_gen_reaction(store=store)
     await reaction.start()
     assert await reaction.status() is ComponentStatus.RUNNING
     results = make_results(N)
@@ -166,17 +216,23 @@ async def test_round_trip_counts_bytes_and_hash(
     assert reaction.pending == 0
     await reaction.stop()
 
+    d = stats.delta()
+    assert d["results_received"] == N
+    assert d["results_invalid"] == 0
+    if gen.abi != "0.4":
+        # Every MessagePack document checked by the plugin's strict reader,
+        # and its forwarder's exit confirmed with the sentinel.
+        assert d["results_decoded"] == N
+        assert d["result_diffs"] == sum(len(r.results) for r in results)
+        assert d["exit_sentinels_sent"] == 1
+        return
     encoded = [JSON.encode_query_result(r) for r in results]
     expected = (N, sum(map(len, encoded)), fnv1a(encoded))
-    assert summary(reaction_lib) == expected
+    assert summary(gen.reaction_lib) == expected
     assert store.get("r1", "result_count") == str(N).encode()
     assert store.get("r1", "result_bytes") == str(expected[1]).encode()
     assert store.get("r1", "result_fnv1a") == f"{expected[2]:016x}".encode()
-
-    d = stats.delta()
-    assert d["results_received"] == N
     assert d["results_released"] == N
-    assert d["results_invalid"] == 0
     assert d["double_release_detected"] == 0
 
 
@@ -284,8 +340,8 @@ async def test_restart_gets_a_fresh_channel(
     assert summary(reaction_lib) == (7, sum(map(len, encoded)), fnv1a(encoded))
 
 
-async def test_enqueue_when_not_running(make_reaction: Callable[..., Any]) -> None:
-    reaction = await make_reaction()
+async def test_enqueue_when_not_running(make_gen_reaction: Callable[..., Any]) -> None:
+    reaction = await make_gen_reaction()
     result = make_results(1)[0]
     with pytest.raises(DrasiHostError, match="is not running"):
         await reaction.enqueue_query_result(result)
@@ -340,9 +396,10 @@ async def test_opaque_plugin_cannot_take_results(fixture_plugins: dict[str, Path
 
 
 async def test_aclose_while_running_releases_everything_once(
-    make_reaction: Callable[..., Any], stats: Stats
+    make_gen_reaction: Callable[..., Any], gen: Gen
 ) -> None:
-    reaction = await make_reaction(rid="closing")
+    stats = GenStats(gen)
+    reaction = await make_gen_reaction(rid="closing")
     await reaction.start()
     await reaction.enqueue_query_results(make_results(50))
     with anyio.fail_after(5):
@@ -353,10 +410,15 @@ async def test_aclose_while_running_releases_everything_once(
         await reaction.enqueue_query_result(make_results(1)[0])
     with pytest.raises(DrasiHostError, match="closed"):
         await reaction.start()
+    assert stats.dropped() == 1
+    assert stats.taken() <= 50
     d = stats.delta()
-    assert d["reactions_dropped"] == 1
-    assert d["results_received"] == d["results_released"] <= 50
-    assert d["double_release_detected"] == 0
+    if gen.abi == "0.4":
+        assert d["results_received"] == d["results_released"]
+        assert d["double_release_detected"] == 0
+    else:  # the forwarder exited (the sentinel came) before the drop
+        assert d["exit_sentinels_sent"] == 1
+        assert d["results_decoded"] == d["results_received"]
 
 
 async def test_aclose_wakes_a_producer_waiting_for_space(
@@ -385,8 +447,9 @@ async def test_aclose_wakes_a_producer_waiting_for_space(
     assert d["results_received"] == d["results_released"] < 100
 
 
-async def test_finalizer_releases_an_unclosed_reaction(reaction_lib: Path, stats: Stats) -> None:
-    plugin = load_plugin(reaction_lib, CallbackContext("test"))
+async def test_finalizer_releases_an_unclosed_reaction(gen: Gen) -> None:
+    stats = GenStats(gen)
+    plugin = load_plugin(gen.reaction_lib, CallbackContext("test"))
     reaction = await plugin.reaction_plugins[0].create_reaction("gc", ["q1"], {})
     await reaction.initialize(ReactionRuntimeContext("test", "gc"))
     await reaction.start()
@@ -396,11 +459,15 @@ async def test_finalizer_releases_an_unclosed_reaction(reaction_lib: Path, stats
         for _ in range(3):
             gc.collect()
     with anyio.fail_after(10):  # released on the drop thread
-        while stats.delta()["reactions_dropped"] == 0:
+        while stats.dropped() == 0:
             await anyio.sleep(0.01)
+    assert stats.dropped() == 1
     d = stats.delta()
-    assert d["reactions_dropped"] == 1
-    assert d["results_received"] == d["results_released"]
+    if gen.abi == "0.4":
+        assert d["results_received"] == d["results_released"]
+    else:
+        assert d["exit_sentinels_sent"] == 1
+    plugin.close()
 
 
 @pytest.mark.anyio

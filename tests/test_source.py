@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from generations import Gen
 from lifetime_helpers import eventually
 
 from drasi_host import (
@@ -85,11 +86,10 @@ async def test_identity(fixture_plugins: dict[str, Path], callbacks: CallbackCon
 
 
 @pytest.mark.anyio
-async def test_lifecycle_and_status(
-    fixture_plugins: dict[str, Path], callbacks: CallbackContext
-) -> None:
-    async with plugin_source(fixture_plugins["source"], callbacks, "life") as (_, source):
-        assert await source.status() is ComponentStatus.STOPPED
+async def test_lifecycle_and_status(gen: Gen, callbacks: CallbackContext) -> None:
+    async with plugin_source(gen.source_lib, callbacks, "life") as (_, source):
+        assert source.abi_version == gen.abi
+        assert await source.status() is gen.initialized_status
         await source.start()
         assert await source.status() is ComponentStatus.RUNNING
         with pytest.raises(LifecycleError) as info:  # already running: refused
@@ -99,16 +99,14 @@ async def test_lifecycle_and_status(
         await source.stop()
         assert await source.status() is ComponentStatus.STOPPED
         await source.deprovision()
+        assert await source.status() is gen.deprovisioned_status
     events = callbacks.source_event_history.get("life")
-    assert [e.status for e in events] == [
-        ComponentStatus.STARTING,
-        ComponentStatus.RUNNING,
-        ComponentStatus.STOPPING,
-        ComponentStatus.STOPPED,
-    ]
+    assert tuple(e.status for e in events) == gen.lifecycle_statuses
     assert all(e.component_id == "life" and e.component_type == "source" for e in events)
     stamps = [e.timestamp_us for e in events]
     assert stamps == sorted(stamps) and abs(stamps[0] - time.time_ns() // 1000) < 60_000_000
+    if gen.abi != "0.4":
+        return  # the 0.13 fixture logs through its library's callback only
     logs = [m.message for m in callbacks.log_registry.get(INSTANCE, "life")]
     assert logs[0].startswith("source initialized (state store: no")
     assert "source deprovisioned" in logs
@@ -221,13 +219,16 @@ async def test_empty_strings(fixture_plugins: dict[str, Path], callbacks: Callba
 
 
 @pytest.mark.anyio
-async def test_aclose_drops_once(
-    fixture_plugins: dict[str, Path],
-    fixture_stats_reader: Stats,
-    callbacks: CallbackContext,
-    tmp_path: Path,
-) -> None:
-    path = private_copy(fixture_plugins["source"], tmp_path)
+async def test_aclose_drops_once(gen: Gen, callbacks: CallbackContext, tmp_path: Path) -> None:
+    path = private_copy(gen.source_lib, tmp_path)
+    sources_dropped = gen.dropped_counters["source"]
+    # 0.4: one change and one bootstrap receiver; 0.13: also the bootstrap result receiver
+    receivers = 2 if gen.abi == "0.4" else 3
+
+    def receivers_dropped() -> int:
+        stats = gen.read_stats(path)
+        return stats["receivers_dropped"] + stats.get("bootstrap_receivers_dropped", 0)
+
     with load_plugin(path, callbacks) as plugin:
         source = await plugin.source_plugins[0].create_source("drop-once")
         await source.initialize(SourceRuntimeContext(INSTANCE, "drop-once"))
@@ -236,15 +237,13 @@ async def test_aclose_drops_once(
         assert not source.closed
         await source.aclose()
         assert source.closed
-        stats = fixture_stats_reader(path)
-        assert stats["sources_dropped"] == 1
+        assert gen.read_stats(path)[sources_dropped] == 1
         # open receivers were closed first
-        assert stats["receivers_dropped"] == stats["bootstrap_receivers_dropped"] == 1
+        assert receivers_dropped() == receivers
         assert response.receiver.closed
         await source.aclose()
         await response.aclose()
-        stats = fixture_stats_reader(path)
-        assert stats["sources_dropped"] == 1 and stats["receivers_dropped"] == 1
+        assert gen.read_stats(path)[sources_dropped] == 1 and receivers_dropped() == receivers
 
         for call in (source.start, source.stop, source.status, source.deprovision):
             with pytest.raises(DrasiHostError, match="closed"):
@@ -260,28 +259,26 @@ async def test_aclose_drops_once(
         assert source.callback_context.key not in _callbacks.handles
 
         async with await plugin.source_plugins[0].create_source("drop-ctx") as other:
-            assert fixture_stats_reader(path)["sources_dropped"] == 1
+            assert gen.read_stats(path)[sources_dropped] == 1
             assert other.id == "drop-ctx"
-        assert fixture_stats_reader(path)["sources_dropped"] == 2
+        assert gen.read_stats(path)[sources_dropped] == 2
 
 
 @pytest.mark.anyio
 async def test_garbage_collected_source_is_dropped(
-    fixture_plugins: dict[str, Path],
-    fixture_stats_reader: Stats,
-    callbacks: CallbackContext,
-    tmp_path: Path,
+    gen: Gen, callbacks: CallbackContext, tmp_path: Path
 ) -> None:
-    path = private_copy(fixture_plugins["source"], tmp_path)
+    path = private_copy(gen.source_lib, tmp_path)
+    counter = gen.dropped_counters["source"]
     with load_plugin(path, callbacks) as plugin:
         source = await plugin.source_plugins[0].create_source("gc-src")
         await source.initialize(SourceRuntimeContext(INSTANCE, "gc-src"))
         await source.start()
-        assert fixture_stats_reader(path)["sources_dropped"] == 0
+        assert gen.read_stats(path)[counter] == 0
         with pytest.warns(ResourceWarning, match="gc-src"):
             del source
             gc.collect()
-        assert eventually(lambda: fixture_stats_reader(path)["sources_dropped"] == 1)
+        assert eventually(lambda: gen.read_stats(path)[counter] == 1)
 
 
 @pytest.mark.anyio

@@ -13,6 +13,10 @@ State (``None`` until ``initialize``)::
 stopping; ``stop`` on a stopped (or never initialised) component returns
 without calling the plugin.  Every rule is checked before the plugin is
 called.
+
+Both ABI generations share this class: what differs (the runtime context,
+the status values) goes through the proxy's
+:class:`~drasi_host.proxies._generation.Generation`.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .. import _abi
-from .._abi import Borrowed, ffi, lib
 from .._native import NativeResource, drop_vtable
 from ..bridges.identity import IdentityProviderVtableBuilder
+from ..bridges.identity013 import Identity013Handle, build_identity_vtable013
+from ..bridges.snapshot import build_snapshot_fetcher013
 from ..bridges.state_store import StateStoreVtableBuilder
-from ..errors import DrasiHostError, LifecycleError
+from ..errors import ClosedError, DrasiHostError, LifecycleError
 from ..logs import CallbackContext, InstanceCallbackContext
 from ..models import ComponentStatus
 from ..payloads import PayloadCodec
+from ._generation import GEN_04, Generation
 
 __all__ = ["ComponentProxy", "PluginCallable"]
 
@@ -71,9 +77,13 @@ class ComponentProxy(NativeResource):
         codec: PayloadCodec | None,
         media_type: str | None,
         callbacks: CallbackContext,
+        generation: Generation = GEN_04,
     ) -> None:
         super().__init__(f"{plugin_label} {self.component_type}")
         self._vt = vt
+        self._gen = generation
+        #: The ABI generation of the plugin: ``"0.4"`` or ``"0.13"``.
+        self.abi_version = generation.abi_version
         self._codec = codec
         self.payload_format = media_type
         self._callbacks = callbacks
@@ -152,6 +162,7 @@ class ComponentProxy(NativeResource):
         identity_provider: object | None,
         *,
         id_field: str,
+        snapshot_fetcher: object | None = None,
     ) -> InstanceCallbackContext:
         self._check_open()
         if self._initializing or self._state is not None:
@@ -168,22 +179,24 @@ class ComponentProxy(NativeResource):
                 self._callbacks, instance_id, component_id, self.component_type
             )
             created.append(instance_ctx)
-            b = Borrowed()
-            rc = ffi.new("FfiRuntimeContext *")
-            rc.instance_id = b.str(instance_id)
-            rc.component_id = b.str(component_id)
-            rc.log_callback = lib.dh_log_callback_ptr()
-            rc.log_ctx = _abi.key_ctx(instance_ctx.key)
-            rc.lifecycle_callback = lib.dh_lifecycle_callback_ptr()
-            rc.lifecycle_ctx = _abi.key_ctx(instance_ctx.key)
+            store_vt = None
             if state_store is not None:
+                # The StateStoreVtable is the same in both generations.
                 store = StateStoreVtableBuilder.build(state_store)  # type: ignore[arg-type]
                 created.append(store)
-                rc.state_store = store.vtable
-            if identity_provider is not None:
-                identity = IdentityProviderVtableBuilder.build(identity_provider)  # type: ignore[arg-type]
-                created.append(identity)
-                rc.identity_provider = identity.vtable
+                store_vt = store.vtable
+            identity_vt = self._identity_vtable(identity_provider, created)
+            fetcher_vt = self._snapshot_fetcher_vtable(snapshot_fetcher, created)
+            b = self._gen.borrowed()
+            rc = self._gen.runtime_context(
+                b,
+                instance_id=instance_id,
+                component_id=component_id,
+                callback_key=instance_ctx.key,
+                state_store=store_vt,
+                identity_provider=identity_vt,
+                snapshot_fetcher=fetcher_vt,
+            )
         except BaseException:
             _close_all(created)
             self._initializing = False
@@ -197,10 +210,47 @@ class ComponentProxy(NativeResource):
         # its drop_fn has returned.
         self._services.extend(created)
         self._life.leave()
-        await self._call(self._vt.initialize_fn, self._vt.state, rc)
+        identity013 = [h for h in created if isinstance(h, Identity013Handle)]
+        called = True
+        try:
+            await self._call(self._vt.initialize_fn, self._vt.state, rc)
+        except ClosedError:
+            called = False  # refused before the call: the plugin never saw the block
+            raise
+        finally:
+            # The plugin copied the 0.13 identity block (and owns its state)
+            # once initialize_fn ran, also when its caller was cancelled.
+            for handle in identity013 if called else ():
+                handle.handed_over()
         self._instance_ctx = instance_ctx
         self._state = ComponentStatus.STOPPED
         return instance_ctx
+
+    def _identity_vtable(self, provider: object | None, created: list[Any]) -> Any:
+        """The host-built ``IdentityProviderVtable *`` of ``provider`` for
+        this generation (None for none); what must stay alive until the
+        plugin's ``drop_fn`` has returned goes into ``created``."""
+        if provider is None:
+            return None
+        if self._gen is GEN_04:
+            identity = IdentityProviderVtableBuilder.build(provider)  # type: ignore[arg-type]
+            created.append(identity)
+            return identity.vtable
+        # 0.13: the plugin copies the block during initialize_fn and owns
+        # the state(s); the handle releases what it never took.
+        handle = build_identity_vtable013(provider)
+        created.append(handle)
+        return handle.vtable
+
+    def _snapshot_fetcher_vtable(self, fetcher: object | None, created: list[Any]) -> Any:
+        """The host-built ``SnapshotFetcherVtable *`` of ``fetcher`` (FFI
+        0.13 reactions; None for none and for 0.4, which has no place for
+        it); its handle is closed once the plugin's ``drop_fn`` has returned."""
+        if fetcher is None or self._gen is GEN_04:
+            return None  # a 0.4 reaction has no place for one
+        handle = build_snapshot_fetcher013(fetcher)
+        created.append(handle)
+        return handle.vtable
 
     @property
     def callback_context(self) -> InstanceCallbackContext | None:
@@ -249,9 +299,12 @@ class ComponentProxy(NativeResource):
         await self._call_result("deprovision")
 
     async def status(self) -> ComponentStatus:
+        """What the plugin reports.  ``ADDED`` and ``REMOVED`` come only from
+        FFI 0.13 plugins (a 0.4 plugin reporting them is a
+        :class:`PluginProtocolError`)."""
         raw = await self._call(self._vt.status_fn, self._vt.state)
         try:
-            return _abi.to_enum(ComponentStatus, raw, f"{self.label}: status")
+            return self._gen.status(raw, f"{self.label}: status")
         except DrasiHostError as exc:
             self._attributed(exc)
             raise

@@ -12,8 +12,11 @@ its ``drop_fn`` runs once no call is in flight.
 
 Factories of both ABI generations use these classes (``abi_version`` says
 which): the factory layout is the same in 0.4 and 0.13, so describing and
-releasing a factory is too.  Creating components of a 0.13 factory is not
-supported yet and raises :class:`DrasiHostError` before the plugin is called.
+releasing a factory is too.  What differs goes through the factory's
+:class:`~drasi_host.proxies._generation.Generation`, chosen once and handed
+to every instance it creates: a 0.13 ``create_*`` returns an
+``FfiCreateResult`` whose error text becomes the ``plugin_message`` of the
+:class:`PluginCallError` (with what the plugin logged during the call).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from typing import Any, ClassVar, TypeVar
 import anyio
 
 from .. import _abi
-from .._abi import NULL, Borrowed, ffi, lib
 from .._native import NativeResource, drop_vtable
 from ..errors import ConfigurationError, DrasiHostError, PluginCallError, PluginProtocolError
 from ..logs import CallbackContext, _Route
 from ..payloads import PayloadCodec
+from ._generation import Generation, generation
 from .bootstrap import BootstrapProviderProxy
 from .reaction import ReactionProxy
 from .services import IdentityProviderProxy, SecretStoreProxy, create_bare, open_service
@@ -120,6 +123,7 @@ class _Factory(NativeResource):
         self.plugin = plugin_label
         #: The ABI generation of the plugin: ``"0.4"`` or ``"0.13"``.
         self.abi_version = abi_version
+        self._gen: Generation = generation(abi_version)
 
     def _describe(self) -> None:
         """Read kind, config version and schema name (the loader releases the
@@ -187,27 +191,26 @@ class _Factory(NativeResource):
 
     async def _create(self, what: str, component_id: str | None, *args: Any) -> Any:
         """Call the factory on a call thread; the instance vtable, copied
-        out of the plugin's heap block (which is freed)."""
+        out of the plugin's heap block (which is freed).
+
+        A refusal is a :class:`PluginCallError` whose ``plugin_message`` is
+        the plugin's error text (0.13), then what it logged during the call,
+        one per line; ``code`` is the 0.13 error code."""
         self._check_open()
-        if self.abi_version != "0.4":
-            raise DrasiHostError(
-                f"{self.label}: {what}: creating components of FFI {self.abi_version} "
-                "plugins is not supported by this host yet",
-                plugin=self.plugin,
-                component_id=component_id,
-            )
         mark = self._route.mark()
-        ptr = await self._call(getattr(self._vt, self._create_field), self._vt.state, *args)
-        if ptr == NULL:
+        raw = await self._call(getattr(self._vt, self._create_field), self._vt.state, *args)
+        created = self._gen.created(raw)
+        if not created.ok:
+            logged = self._route.logged_since(mark)
+            told = "\n".join(t for t in (created.message, logged) if t) or None
             raise PluginCallError(
                 f"{self.label}: {what} refused by the plugin",
-                plugin_message=self._route.logged_since(mark),
+                plugin_message=told,
+                code=created.code,
                 plugin=self.plugin,
                 component_id=component_id,
             )
-        vt = ffi.new(f"{self._instance_ctype} *", ptr[0])
-        lib.free(ptr)
-        return vt
+        return self._gen.copy_block(created.ptr, self._instance_ctype)
 
     async def _open(self, proxy: _P) -> _P:
         """Finish a new instance proxy (it owns its vtable already): describe
@@ -227,6 +230,7 @@ class _Factory(NativeResource):
             "codec": self._codec,
             "media_type": self.payload_format,
             "callbacks": self._callbacks,
+            "generation": self._gen,
         }
 
     def __repr__(self) -> str:
@@ -248,7 +252,7 @@ class SourcePluginProxy(_Factory):
         if not isinstance(id, str):
             raise TypeError(f"{self.label}: a source id is a str, not {type(id).__name__}")
         text = self._config(config, id)
-        b = Borrowed()
+        b = self._gen.borrowed()
         vt = await self._create(
             f"create_source({id!r})", id, b.str(id), b.str(text), bool(auto_start)
         )
@@ -284,12 +288,12 @@ class ReactionPluginProxy(_Factory):
                     f"{type(qid).__name__}, not str"
                 )
         text = self._config(config, id)
-        b = Borrowed()
+        b = self._gen.borrowed()
         vt = await self._create(
             f"create_reaction({id!r})",
             id,
             b.str(id),
-            b.str(json.dumps(ids)),
+            b.str(json.dumps(ids, ensure_ascii=False)),
             b.str(text),
             bool(auto_start),
         )
@@ -312,7 +316,7 @@ class BootstrapPluginProxy(_Factory):
         source_text = config_json(
             source_config, f"{self.label}: source configuration", plugin=self.plugin
         )
-        b = Borrowed()
+        b = self._gen.borrowed()
         vt = await self._create("create_bootstrap_provider", None, b.str(text), b.str(source_text))
         return await self._open(
             BootstrapProviderProxy(vt, **self._proxy_options(), log_route=self._route)

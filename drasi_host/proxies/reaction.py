@@ -27,33 +27,91 @@ exchange happens in C without the GIL:
 
 An opaque-payload plugin (no ``drasi_plugin_payload_format``) cannot be given
 results: the host does not know how to build them, and says so.
+
+FFI 0.13 reactions take the same calls.  Their results are encoded as
+MessagePack ``QueryResult`` documents (ABI-0.13.md section 12.4) and handed
+over as ``FfiQueryResult`` envelopes through the channel and callback of the
+reaction's :class:`~drasi_host.proxies._generation.Generation`.  The plugin's
+forwarder ends with one call carrying the ``(void*)1`` exit sentinel; after
+``stop_fn`` the host waits for it (at most
+:data:`~drasi_host._events013.EXIT_SENTINEL_TIMEOUT` seconds, in a worker
+thread), and before the reaction's ``drop_fn`` too (on the drop thread).
+When it never comes the reaction is leaked, with a warning, rather than
+dropped while its forwarder may still use it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import anyio
 
 from .. import _abi
-from .._abi import lib
+from .._abi import NULL, lib
 from .._checkpoint import cancel_pending, checkpoint_if_cancelled
+from .._events013 import EXIT_SENTINEL_TIMEOUT, ResultChannel013
 from ..channels import ResultChannel
 from ..errors import ClosedError, DrasiHostError, PayloadFormatError
 from ..logs import CallbackContext
-from ..models import QueryResult, ReactionRuntimeContext
+from ..models import QueryResult, ReactionRuntimeContext, RecoveryPolicy
 from ..payloads import MAX_PAYLOAD_SIZE, PayloadCodec
 from ._component import ComponentProxy
+from ._generation import GEN_04, Generation
 
 __all__ = ["DEFAULT_RESULT_CAPACITY", "ReactionProxy"]
 
 #: Results queued between the host and a reaction plugin per start.
 DEFAULT_RESULT_CAPACITY = 1024
 
+_log = logging.getLogger("drasi_host.reaction")
+
 _DH_OK = lib.DH_OK
 #: Results encoded and pushed together by ``enqueue_query_results``.
 _CHUNK = 1024
+
+
+class _Forwarder:
+    """The result forwarder of a 0.13 reaction: the key of the channel it
+    pulls from until its exit sentinel has been seen, and whether a sentinel
+    never came.  Shared with the release steps (which must not refer to the
+    proxy)."""
+
+    def __init__(self, results: ResultChannel013, vt: Any, label: str) -> None:
+        self.results = results
+        self.vt = vt
+        self.label = label
+        self.key = 0
+        self.stuck = False
+
+    async def stopped(self, key: int) -> None:
+        """After ``stop_fn``: wait (bounded, in a worker thread) for the
+        sentinel of the start whose channel is ``key``."""
+        if key and not await self.results.wait_exited(key, EXIT_SENTINEL_TIMEOUT):
+            self.stuck = True
+            _log.warning(
+                "%s: no exit sentinel from the result forwarder within %s s of stop",
+                self.label,
+                EXIT_SENTINEL_TIMEOUT,
+            )
+        if self.key == key:
+            self.key = 0
+
+    def before_drop(self) -> None:
+        """Release step before ``drop_fn`` (on the drop thread; the channel is
+        closed already): wait for a running forwarder's sentinel; without one,
+        leak the reaction instead of dropping it."""
+        key = self.key
+        if key and not self.results.wait_exited_blocking(key, EXIT_SENTINEL_TIMEOUT):
+            self.stuck = True
+        if self.stuck:
+            _log.warning(
+                "%s: the result forwarder never confirmed its exit; the reaction is "
+                "leaked (its drop_fn is not called) rather than risk a use-after-free",
+                self.label,
+            )
+            self.vt.drop_fn = NULL
 
 
 class ReactionProxy(ComponentProxy):
@@ -74,15 +132,23 @@ class ReactionProxy(ComponentProxy):
         codec: PayloadCodec | None,
         media_type: str | None,
         callbacks: CallbackContext,
+        generation: Generation = GEN_04,
     ) -> None:
         super().__init__(
-            vt, plugin_label=plugin_label, codec=codec, media_type=media_type, callbacks=callbacks
+            vt,
+            plugin_label=plugin_label,
+            codec=codec,
+            media_type=media_type,
+            callbacks=callbacks,
+            generation=generation,
         )
         self.query_ids: list[str] = []
         self._query_id_set: frozenset[str] = frozenset()
         #: Capacity of the results channel of the next start.
         self.result_capacity = DEFAULT_RESULT_CAPACITY
-        self._results = ResultChannel()
+        self._results: ResultChannel = generation.result_channel()
+        if generation.result_codec is not None:
+            self._codec = generation.result_codec
         # Closing wakes a plugin thread blocked in a pull and producers
         # waiting for space; the channel goes before the plugin's drop_fn.
         results = self._results
@@ -92,6 +158,10 @@ class ReactionProxy(ComponentProxy):
 
         self._life.at_close(close_channel)
         self._life.own(results.shutdown)
+        self._forwarder: _Forwarder | None = None
+        if isinstance(results, ResultChannel013):
+            self._forwarder = _Forwarder(results, vt, self.label)
+            self._life.own(self._forwarder.before_drop)  # runs first
         self._wait_lock: anyio.Lock | None = None
 
     def _describe(self) -> None:
@@ -106,11 +176,79 @@ class ReactionProxy(ComponentProxy):
                 raise
         self._query_id_set = frozenset(self.query_ids)
 
+    # ---- what FFI 0.13 reactions add (None for 0.4 reactions) --------------------------
+
+    def _optional(self, field: str) -> Any:
+        """The vtable function ``field`` when this generation's vtable has it
+        and the plugin set it, else None."""
+        if self._gen is GEN_04:
+            return None
+        fn = getattr(self._vt, field)
+        return None if fn == NULL else fn
+
+    def _optional_bool(self, field: str, name: str) -> bool | None:
+        fn = self._optional(field)
+        if fn is None:
+            return None
+        with self._life.entered():
+            try:
+                return _abi.call_bool(fn, self._vt.state, what=f"{self.label} {name}")
+            except DrasiHostError as exc:
+                self._attributed(exc)
+                raise
+
+    def properties(self) -> dict[str, Any] | None:
+        """The reaction's configuration properties (FFI 0.13
+        ``properties_fn``, a JSON object); None for a 0.4 reaction or when the
+        plugin has no ``properties_fn``.  :class:`PluginProtocolError` when the
+        plugin's text is not a JSON object."""
+        fn = self._optional("properties_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            raw = fn(self._vt.state)
+        try:
+            return _abi.take_json_object(raw, f"{self.label} properties")
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
+
+    @property
+    def is_durable(self) -> bool | None:
+        """Whether the reaction needs a durable state store (FFI 0.13
+        ``is_durable_fn``); None for a 0.4 reaction or without the function."""
+        return self._optional_bool("is_durable_fn", "is_durable")
+
+    @property
+    def needs_snapshot_on_fresh_start(self) -> bool | None:
+        """Whether the reaction wants a snapshot of its queries on its first
+        start (FFI 0.13 ``needs_snapshot_on_fresh_start_fn``); None for a 0.4
+        reaction or without the function."""
+        return self._optional_bool(
+            "needs_snapshot_on_fresh_start_fn", "needs_snapshot_on_fresh_start"
+        )
+
+    @property
+    def default_recovery_policy(self) -> RecoveryPolicy | None:
+        """The reaction's recovery policy (FFI 0.13
+        ``default_recovery_policy_fn``; a value the ABI does not list means
+        ``STRICT``); None for a 0.4 reaction or without the function."""
+        fn = self._optional("default_recovery_policy_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            raw = int(fn(self._vt.state))
+        try:
+            return RecoveryPolicy(raw)
+        except ValueError:
+            return RecoveryPolicy.STRICT
+
     # ---- lifecycle ----------------------------------------------------------------
 
     async def initialize(self, context: ReactionRuntimeContext) -> None:
         """Hand the plugin its runtime context (log routing, state store,
-        identity), once, before anything else.  ``context.reaction_id`` must
+        identity, and for FFI 0.13 the snapshot fetcher), once, before
+        anything else.  ``context.reaction_id`` must
         be this reaction's id (ValueError)."""
         if not isinstance(context, ReactionRuntimeContext):
             raise TypeError(
@@ -123,6 +261,7 @@ class ReactionProxy(ComponentProxy):
             context.state_store,
             context.identity_provider,
             id_field="reaction_id",
+            snapshot_fetcher=context.snapshot_fetcher,
         )
 
     async def _start(self) -> None:
@@ -133,11 +272,16 @@ class ReactionProxy(ComponentProxy):
             await self._call(
                 self._vt.start_result_push_fn,
                 self._vt.state,
-                lib.dh_result_pull_ptr(),
+                self._gen.result_push_ptr(),
                 _abi.key_ctx(key),
             )
+            if self._forwarder is not None:
+                self._forwarder.key = key
             await self._call_result("start")
         except BaseException:
+            if self._forwarder is not None and self._forwarder.key == key:
+                self._results.close()
+                await self._forwarder.stopped(key)
             self._results.release(key)
             raise
 
@@ -148,6 +292,9 @@ class ReactionProxy(ComponentProxy):
         try:
             await self._call_result("stop")
         finally:
+            if self._forwarder is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._forwarder.stopped(key)
             self._results.release(key)
 
     # ---- results ------------------------------------------------------------------

@@ -14,6 +14,14 @@ or by bytes).  The event loop takes whole batches and builds
 :class:`~drasi_host.events.BootstrapEvent` objects, or hands them over as
 :class:`~drasi_host.channels.EventBatch` columns.
 
+Receivers of FFI 0.13 plugins are the same classes, over the channel and
+push callback of their :class:`~drasi_host.proxies._generation.Generation`
+(MessagePack payloads decoded into the same event objects).  A 0.13
+bootstrap receiver may come with an ``FfiBootstrapResultReceiver``: its
+result arrives after the events; the iteration ends with it, raising
+:class:`~drasi_host.errors.PluginCallError` (with the plugin's error text)
+when the bootstrap failed, and :attr:`BootstrapReceiverProxy.outcome` keeps it.
+
 Closing a receiver closes its channel first (a blocked plugin callback
 returns ``false`` and a waiting ``async for`` step raises
 :class:`~drasi_host.errors.ClosedError`), waits for ``start_push_fn`` if it
@@ -35,13 +43,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 
-from .. import _abi
+from .. import _abi, _abi013
 from .._abi import lib
-from .._native import Lifetime, NativeResource, drop_vtable
+from .._events013 import BootstrapOutcome, EventChannel013
+from .._native import Lifetime, NativeResource, drop_vtable, run_on_drop_thread
 from ..channels import DEFAULT_CAPACITY, DEFAULT_MAX_BYTES, EventBatch, EventChannel
-from ..errors import ClosedError
+from ..errors import ClosedError, PluginProtocolError
 from ..events import BootstrapEvent, SourceEventWrapper
 from ..payloads import PayloadCodec
+from ._generation import GEN_04, Generation
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -72,7 +82,6 @@ def _collected(channel: EventChannel, life: Lifetime) -> None:
 
 class _ReceiverProxy(NativeResource, Generic[E]):
     _kind: ClassVar[int]
-    _push_ptr: ClassVar[Any]
     _what: ClassVar[str]
 
     def __init__(
@@ -83,6 +92,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         label: str,
         capacity: int = DEFAULT_CAPACITY,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        generation: Generation = GEN_04,
     ) -> None:
         # The finalizer is made below, once the channel it closes exists.
         super().__init__(f"{label} {self._what}", finalize=False)
@@ -91,7 +101,10 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         self._life.own(functools.partial(drop_vtable, vt))
         try:
             _abi.require_functions(vt, ("start_push_fn",), self.label)
-            self._channel = EventChannel(self._kind, codec, self.label, capacity, max_bytes)
+            self._channel: EventChannel = generation.event_channel(
+                self._kind, codec, self.label, capacity, max_bytes
+            )
+            self._push = generation.push_ptr(self._kind)
         except BaseException:
             self.close_nowait()
             raise
@@ -113,11 +126,14 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         life.enter()
         self._started = True
         vt = self._vt
-        args = (vt.state, self._push_ptr(), self._channel.ctx)
+        args = (vt.state, self._push, self._channel.ctx)
+        then = self._after_start_push()
 
         def run() -> None:
             try:
                 vt.start_push_fn(*args)
+                if then is not None:
+                    then()
             finally:
                 life.leave()
 
@@ -127,6 +143,14 @@ class _ReceiverProxy(NativeResource, Generic[E]):
         except BaseException:
             life.leave()
             raise
+
+    def _after_start_push(self) -> Any:
+        """What to call in the start thread once ``start_push_fn`` has
+        returned (None: nothing)."""
+        return None
+
+    async def _ended(self) -> None:
+        """The event stream has ended (before the iteration stops)."""
 
     def _closed_error(self) -> ClosedError:
         return ClosedError(f"{self.label} is closed")
@@ -171,6 +195,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
             if buffer:
                 return self._pop()
             if channel.ended:
+                await self._ended()
                 raise StopAsyncIteration
             if lingered:
                 await self._wait()
@@ -237,6 +262,7 @@ class _ReceiverProxy(NativeResource, Generic[E]):
             if got is not None:
                 raise got
             if channel.ended:
+                await self._ended()
                 return None
             if lingered:
                 await self._wait()
@@ -298,13 +324,93 @@ class ChangeReceiverProxy(_ReceiverProxy[SourceEventWrapper]):
     """Change events of one subscription (``FfiChangeReceiver``)."""
 
     _kind = lib.DH_KIND_SOURCE_EVENTS
-    _push_ptr = staticmethod(lib.dh_change_push_ptr)
     _what = "change receiver"
 
 
+#: How long a 0.13 bootstrap receiver waits, after its last event, for the
+#: end-of-bootstrap result.
+DEFAULT_RESULT_TIMEOUT = 30.0
+
+
 class BootstrapReceiverProxy(_ReceiverProxy[BootstrapEvent]):
-    """Bootstrap events of one subscription (``FfiBootstrapReceiver``)."""
+    """Bootstrap events of one subscription or bootstrap run
+    (``FfiBootstrapReceiver``), and for FFI 0.13 the end-of-bootstrap result
+    of its ``FfiBootstrapResultReceiver`` (``result_vt``, owned from the
+    start like the receiver itself).
+
+    With a result receiver, the iteration ends once the result has arrived
+    (at most :attr:`result_timeout` seconds after the last event, else
+    :class:`PluginProtocolError`): a failed bootstrap raises
+    :class:`PluginCallError` with the plugin's error text, once; the result
+    is kept in :attr:`outcome` (a
+    :class:`~drasi_host._events013.BootstrapOutcome`: ``event_count``,
+    ``position``, ``error``)."""
 
     _kind = lib.DH_KIND_BOOTSTRAP_EVENTS
-    _push_ptr = staticmethod(lib.dh_bootstrap_push_ptr)
     _what = "bootstrap receiver"
+
+    def __init__(
+        self,
+        vt: Any,
+        *,
+        codec: PayloadCodec | None,
+        label: str,
+        capacity: int = DEFAULT_CAPACITY,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        generation: Generation = GEN_04,
+        result_vt: Any = None,
+    ) -> None:
+        self._result_vt = result_vt
+        self._result_done = result_vt is None
+        try:
+            super().__init__(
+                vt,
+                codec=codec,
+                label=label,
+                capacity=capacity,
+                max_bytes=max_bytes,
+                generation=generation,
+            )
+        except BaseException:
+            if result_vt is not None:  # owned from the start: dropped here
+                run_on_drop_thread(functools.partial(drop_vtable, result_vt))
+            raise
+        if result_vt is not None:
+            self._life.own(functools.partial(drop_vtable, result_vt))
+            try:
+                _abi.require_functions(result_vt, ("start_fn",), f"{self.label} result receiver")
+            except BaseException:
+                self.close_nowait()
+                raise
+        #: The end-of-bootstrap result (0.13 with a result receiver), once it came.
+        self.outcome: BootstrapOutcome | None = None
+        #: Seconds to wait for the result after the last event.
+        self.result_timeout = DEFAULT_RESULT_TIMEOUT
+        #: What a failed result is reported as (``"<what> failed: ..."``).
+        self.result_what = f"{self.label}: bootstrap"
+
+    def _after_start_push(self) -> Any:
+        result_vt = self._result_vt
+        if result_vt is None:
+            return None
+        args = (result_vt.state, _abi013.bootstrap_result_ptr(), self._channel.ctx)
+
+        def start_result() -> None:
+            result_vt.start_fn(*args)
+
+        return start_result
+
+    async def _ended(self) -> None:
+        if self._result_done:
+            return
+        self._result_done = True
+        channel = self._channel
+        assert isinstance(channel, EventChannel013)
+        outcome = await channel.wait_outcome(self.result_timeout)
+        if outcome is None:
+            raise PluginProtocolError(
+                f"{self.label}: no end-of-bootstrap result within {self.result_timeout} s "
+                "of the last event"
+            )
+        self.outcome = outcome
+        outcome.check(f"{self.result_what} failed")
