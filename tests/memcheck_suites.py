@@ -27,6 +27,7 @@ SUITES = (
     "test_channels013.py",
     "test_data013.py",
     "test_components013.py",
+    "test_mixed_generations.py",
     "test_memstore.py",
 )
 

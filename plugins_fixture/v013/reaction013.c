@@ -28,6 +28,7 @@ typedef struct Fx13Reaction {
     bool has_identity;
     FfiResultPushCallbackFn cb;
     void *cb_ctx;
+    uint64_t fnv; /* FNV-1a 64 over the decoded results' payload bytes, in order */
 } Fx13Reaction;
 
 static void rx_unref(Fx13Reaction *r)
@@ -121,6 +122,10 @@ static void *rx_forwarder(void *raw)
         } else {
             FX13_ADD(results_decoded, 1);
             FX13_ADD(result_diffs, diffs);
+            FX13_ADD(result_bytes, (int64_t)res->payload_len);
+            for (size_t i = 0; i < res->payload_len; i++)
+                r->fnv = (r->fnv ^ res->payload_ptr[i]) * 0x100000001b3ULL;
+            FX13_SET(result_fnv1a, (int64_t)r->fnv);
         }
         if (res->payload_ptr != NULL && res->payload_drop_fn != NULL)
             res->payload_drop_fn((uint8_t *)res->payload_ptr, res->payload_len);
@@ -267,6 +272,7 @@ static FfiCreateResult fx13_create_reaction(void *state, FfiStr id, FfiStr query
         return fx13_create_error("%s", "out of memory");
     }
     atomic_init(&r->refs, 1);
+    r->fnv = 0xcbf29ce484222325ULL;
     r->id = rid;
     r->query_ids_json = qids;
     r->auto_start = auto_start;

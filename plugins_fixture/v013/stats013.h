@@ -48,6 +48,9 @@ typedef struct DrasiFixture013Stats {
     int64_t providers_adopted;       /* BootstrapProviderVtable taken by set_bootstrap_provider_fn */
     int64_t threads_started;
     int64_t threads_finished;
+    int64_t result_bytes;            /* payload bytes of the decoded results */
+    int64_t result_fnv1a;            /* FNV-1a 64 over those bytes, chained over the
+                                        results of the reaction that decoded last */
 } DrasiFixture013Stats;
 
 void drasi_fixture013_stats(DrasiFixture013Stats *out);
