@@ -65,7 +65,6 @@ pytestmark = [
         sys.platform == "win32" or shutil.which("cc") is None,
         reason="needs a POSIX C compiler",
     ),
-    pytest.mark.timeout(120),
 ]
 
 HERE = Path(__file__).resolve().parent

@@ -39,7 +39,6 @@ from drasi_host.models import ChangeOp, ElementReference, QueryResult, ResultDif
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler"),
-    pytest.mark.timeout(120),
 ]
 
 TIMEOUT = 20.0
