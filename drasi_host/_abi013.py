@@ -42,7 +42,6 @@ __all__ = [
 CData = Any
 
 NULL = ffi.NULL
-_EMPTY = ffi.new("char[1]")  # a valid non-NULL pointer for empty borrowed strings
 
 
 def cast_fn(ctype: str, ptr: CData) -> CData:
@@ -144,27 +143,14 @@ def key_ctx(key: int) -> CData:
     return ffi.cast("void *", key)
 
 
-class Borrowed:
-    """Keeps the buffers behind borrowed 0.13 ``FfiStr`` values alive for one call."""
+class Borrowed(_abi.Borrowed):
+    """Keeps the buffers behind borrowed 0.13 ``FfiStr`` values (and byte
+    buffers) alive for one call."""
 
-    __slots__ = ("_keep",)
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._keep: list[CData] = []
-
-    def str(self, text: str | bytes) -> CData:
-        """An ``FfiStr`` (by value) pointing at a copy of ``text``."""
-        data = text.encode("utf-8") if isinstance(text, str) else text
-        s = ffi.new("FfiStr *")
-        if data:
-            buf = ffi.new("char[]", data)
-            self._keep.append(buf)
-            s.ptr = buf
-        else:
-            s.ptr = _EMPTY
-        s.len = len(data)
-        self._keep.append(s)
-        return s[0]
+        super().__init__(ffi)
 
     def bytes(self, data: bytes) -> tuple[CData, int]:
         """A borrowed ``const uint8_t *`` copy of ``data`` and its length."""
