@@ -173,10 +173,7 @@ def secret_result(value: str) -> CData:
 
 def secret_error(message: str) -> CData:
     """A failed ``FfiGetSecretResult`` carrying ``message`` (C heap), no value."""
-    out = ffi.new("FfiGetSecretResult *")
-    out.error_code = 1
-    out.error_msg = ffi.cast("char *", _abi.malloc_cstring(message or "secret lookup failed"))
-    return out[0]
+    return _error_result("FfiGetSecretResult", message or "secret lookup failed")
 
 
 def credentials_result(credentials: Any) -> CData:
@@ -192,9 +189,15 @@ def credentials_result(credentials: Any) -> CData:
 
 def credentials_error(message: str) -> CData:
     """A failed 0.13 ``FfiCredentialsResult``: a C-heap message, NULL fields."""
-    out = ffi.new("FfiCredentialsResult *")
+    return _error_result("FfiCredentialsResult", message or "credentials refused")
+
+
+def _error_result(ctype: str, message: str) -> CData:
+    """A ``ctype`` (by value) with error code 1 and ``message`` on the C
+    heap for the plugin to free; every other field zero."""
+    out = ffi.new(f"{ctype} *")
     out.error_code = 1
-    out.error_msg = ffi.cast("char *", _abi.malloc_cstring(message or "credentials refused"))
+    out.error_msg = ffi.cast("char *", _abi.malloc_cstring(message))
     return out[0]
 
 
