@@ -34,7 +34,7 @@ from .. import _abi
 from .._abi import CData, ffi
 from .._callbacks import c_callback, handles
 from ..models import Credentials
-from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._dispatch import BridgeError, LoopPortal, failure_message, log, required_method
 from ._handle import VtableHandle
 
 __all__ = [
@@ -81,12 +81,7 @@ class _Shared:
     """One built vtable: the adapted provider, its clones and its bookkeeping."""
 
     def __init__(self, provider: IdentityProvider) -> None:
-        getter = getattr(provider, "get_credentials", None)
-        if not callable(getter):
-            raise TypeError(
-                f"{type(provider).__name__} is not an IdentityProvider: "
-                "it has no method get_credentials()"
-            )
+        getter = required_method(provider, "get_credentials", "an IdentityProvider")
         portal = LoopPortal(f"identity provider {type(provider).__name__}")
         self.get_credentials = portal.adapt(getter, "get_credentials")
         self.lock = threading.Lock()

@@ -38,7 +38,7 @@ from .. import _abi013
 from .._abi013 import CData, ffi
 from .._callbacks import c_callback, handles
 from ..models import Credentials
-from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._dispatch import BridgeError, LoopPortal, failure_message, log, required_method
 
 __all__ = ["Identity013Handle", "accepts_context", "build_identity_vtable013", "read_context"]
 
@@ -75,12 +75,7 @@ class _Shared:
     """One host-built vtable: the adapted provider and the live states."""
 
     def __init__(self, provider: Any) -> None:
-        getter = getattr(provider, "get_credentials", None)
-        if not callable(getter):
-            raise TypeError(
-                f"{type(provider).__name__} is not an IdentityProvider: "
-                "it has no method get_credentials()"
-            )
+        getter = required_method(provider, "get_credentials", "an IdentityProvider")
         self.portal = LoopPortal(f"identity provider {type(provider).__name__}")
         self.getter = getter
         self.with_context = accepts_context(getter)
