@@ -30,11 +30,12 @@ from typing import Any, TypeVar
 import anyio
 
 from .. import _abi013
-from .._abi013 import NULL, Borrowed, ffi, lib
+from .._abi013 import NULL, Borrowed, ffi
 from .._native import NativeResource, drop_vtable
 from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
 from ..logs import _Route
 from ..models import Credentials
+from ._generation import GEN_013
 
 __all__ = ["IdentityProviderProxy", "SecretStoreProxy", "checked", "create_bare", "open_service"]
 
@@ -57,9 +58,7 @@ async def create_bare(factory: Any, what: str, ctype: str, config_text: str) -> 
             plugin_message=route.logged_since(mark),
             plugin=factory.plugin,
         )
-    copy = ffi.new(f"{ctype} *", ptr[0])
-    lib.free(ptr)
-    return copy
+    return GEN_013.copy_block(ptr, ctype)
 
 
 S = TypeVar("S", bound="_ServiceProxy")
