@@ -162,6 +162,16 @@ class IdentityProviderVtableBuilder:
 # ------------------------------------------------- extern "Python" functions
 
 
+def checked_credentials(credentials: object) -> Credentials:
+    """``credentials`` when ``get_credentials()`` returned a
+    :class:`~drasi_host.models.Credentials`, else TypeError."""
+    if not isinstance(credentials, Credentials):
+        raise TypeError(
+            f"get_credentials() returned {type(credentials).__name__}, expected Credentials"
+        )
+    return credentials
+
+
 def _state(state: CData) -> _State:
     found = handles.get(_abi.ctx_key(state))
     if type(found) is not _State:
@@ -184,11 +194,7 @@ def _nothing(exc: BaseException) -> None:
 @ffi.def_extern(name="dh_py_id_get_credentials")  # type: ignore[untyped-decorator]
 @c_callback(_credentials_error)
 def _id_get_credentials(state: CData) -> CData:
-    credentials = _state(state).shared.get_credentials()
-    if not isinstance(credentials, Credentials):
-        raise TypeError(
-            f"get_credentials() returned {type(credentials).__name__}, expected Credentials"
-        )
+    credentials = checked_credentials(_state(state).shared.get_credentials())
     return _abi.credentials_result(credentials)
 
 
