@@ -42,7 +42,6 @@ __all__ = [
 CData = Any
 
 NULL = ffi.NULL
-_EMPTY = ffi.new("char[1]")  # a valid non-NULL pointer for empty borrowed strings
 
 
 def cast_fn(ctype: str, ptr: CData) -> CData:
@@ -144,27 +143,14 @@ def key_ctx(key: int) -> CData:
     return ffi.cast("void *", key)
 
 
-class Borrowed:
-    """Keeps the buffers behind borrowed 0.13 ``FfiStr`` values alive for one call."""
+class Borrowed(_abi.Borrowed):
+    """Keeps the buffers behind borrowed 0.13 ``FfiStr`` values (and byte
+    buffers) alive for one call."""
 
-    __slots__ = ("_keep",)
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._keep: list[CData] = []
-
-    def str(self, text: str | bytes) -> CData:
-        """An ``FfiStr`` (by value) pointing at a copy of ``text``."""
-        data = text.encode("utf-8") if isinstance(text, str) else text
-        s = ffi.new("FfiStr *")
-        if data:
-            buf = ffi.new("char[]", data)
-            self._keep.append(buf)
-            s.ptr = buf
-        else:
-            s.ptr = _EMPTY
-        s.len = len(data)
-        self._keep.append(s)
-        return s[0]
+        super().__init__(ffi)
 
     def bytes(self, data: bytes) -> tuple[CData, int]:
         """A borrowed ``const uint8_t *`` copy of ``data`` and its length."""
@@ -187,10 +173,7 @@ def secret_result(value: str) -> CData:
 
 def secret_error(message: str) -> CData:
     """A failed ``FfiGetSecretResult`` carrying ``message`` (C heap), no value."""
-    out = ffi.new("FfiGetSecretResult *")
-    out.error_code = 1
-    out.error_msg = ffi.cast("char *", _abi.malloc_cstring(message or "secret lookup failed"))
-    return out[0]
+    return _error_result("FfiGetSecretResult", message or "secret lookup failed")
 
 
 def credentials_result(credentials: Any) -> CData:
@@ -206,9 +189,15 @@ def credentials_result(credentials: Any) -> CData:
 
 def credentials_error(message: str) -> CData:
     """A failed 0.13 ``FfiCredentialsResult``: a C-heap message, NULL fields."""
-    out = ffi.new("FfiCredentialsResult *")
+    return _error_result("FfiCredentialsResult", message or "credentials refused")
+
+
+def _error_result(ctype: str, message: str) -> CData:
+    """A ``ctype`` (by value) with error code 1 and ``message`` on the C
+    heap for the plugin to free; every other field zero."""
+    out = ffi.new(f"{ctype} *")
     out.error_code = 1
-    out.error_msg = ffi.cast("char *", _abi.malloc_cstring(message or "credentials refused"))
+    out.error_msg = ffi.cast("char *", _abi.malloc_cstring(message))
     return out[0]
 
 

@@ -66,6 +66,16 @@ def is_coroutine_function(fn: object) -> bool:
     return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
 
 
+def required_method(obj: object, name: str, protocol: str, params: str = "()") -> Any:
+    """``obj``'s method ``name``; TypeError naming ``protocol`` (with its
+    article: ``"an IdentityProvider"``) and the method as ``name`` +
+    ``params`` when it has none."""
+    method = getattr(obj, name, None)
+    if not callable(method):
+        raise TypeError(f"{type(obj).__name__} is not {protocol}: it has no method {name}{params}")
+    return method
+
+
 class LoopPortal:
     """The way back to the event loop that was running when a bridge was built."""
 

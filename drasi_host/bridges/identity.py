@@ -34,7 +34,7 @@ from .. import _abi
 from .._abi import CData, ffi
 from .._callbacks import c_callback, handles
 from ..models import Credentials
-from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._dispatch import BridgeError, LoopPortal, failure_message, log, required_method
 from ._handle import VtableHandle
 
 __all__ = [
@@ -81,12 +81,7 @@ class _Shared:
     """One built vtable: the adapted provider, its clones and its bookkeeping."""
 
     def __init__(self, provider: IdentityProvider) -> None:
-        getter = getattr(provider, "get_credentials", None)
-        if not callable(getter):
-            raise TypeError(
-                f"{type(provider).__name__} is not an IdentityProvider: "
-                "it has no method get_credentials()"
-            )
+        getter = required_method(provider, "get_credentials", "an IdentityProvider")
         portal = LoopPortal(f"identity provider {type(provider).__name__}")
         self.get_credentials = portal.adapt(getter, "get_credentials")
         self.lock = threading.Lock()
@@ -167,6 +162,16 @@ class IdentityProviderVtableBuilder:
 # ------------------------------------------------- extern "Python" functions
 
 
+def checked_credentials(credentials: object) -> Credentials:
+    """``credentials`` when ``get_credentials()`` returned a
+    :class:`~drasi_host.models.Credentials`, else TypeError."""
+    if not isinstance(credentials, Credentials):
+        raise TypeError(
+            f"get_credentials() returned {type(credentials).__name__}, expected Credentials"
+        )
+    return credentials
+
+
 def _state(state: CData) -> _State:
     found = handles.get(_abi.ctx_key(state))
     if type(found) is not _State:
@@ -189,11 +194,7 @@ def _nothing(exc: BaseException) -> None:
 @ffi.def_extern(name="dh_py_id_get_credentials")  # type: ignore[untyped-decorator]
 @c_callback(_credentials_error)
 def _id_get_credentials(state: CData) -> CData:
-    credentials = _state(state).shared.get_credentials()
-    if not isinstance(credentials, Credentials):
-        raise TypeError(
-            f"get_credentials() returned {type(credentials).__name__}, expected Credentials"
-        )
+    credentials = checked_credentials(_state(state).shared.get_credentials())
     return _abi.credentials_result(credentials)
 
 

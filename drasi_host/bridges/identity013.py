@@ -37,8 +37,8 @@ from typing import Any
 from .. import _abi013
 from .._abi013 import CData, ffi
 from .._callbacks import c_callback, handles
-from ..models import Credentials
-from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._dispatch import BridgeError, LoopPortal, failure_message, log, required_method
+from .identity import checked_credentials
 
 __all__ = ["Identity013Handle", "accepts_context", "build_identity_vtable013", "read_context"]
 
@@ -75,12 +75,7 @@ class _Shared:
     """One host-built vtable: the adapted provider and the live states."""
 
     def __init__(self, provider: Any) -> None:
-        getter = getattr(provider, "get_credentials", None)
-        if not callable(getter):
-            raise TypeError(
-                f"{type(provider).__name__} is not an IdentityProvider: "
-                "it has no method get_credentials()"
-            )
+        getter = required_method(provider, "get_credentials", "an IdentityProvider")
         self.portal = LoopPortal(f"identity provider {type(provider).__name__}")
         self.getter = getter
         self.with_context = accepts_context(getter)
@@ -269,11 +264,7 @@ def _id_get_credentials(state: CData, context_json: CData, context_len: int) -> 
     data = b""
     if context_json != _abi013.NULL and 0 < context_len <= 1 << 20:
         data = ffi.buffer(context_json, context_len)[:]
-    credentials = shared.get_credentials(read_context(data))
-    if not isinstance(credentials, Credentials):
-        raise TypeError(
-            f"get_credentials() returned {type(credentials).__name__}, expected Credentials"
-        )
+    credentials = checked_credentials(shared.get_credentials(read_context(data)))
     return _abi013.credentials_result(credentials)
 
 

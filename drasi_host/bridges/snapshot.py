@@ -40,7 +40,7 @@ from .. import _abi, _abi013
 from .._abi013 import CData, ffi, lib
 from .._callbacks import c_callback, handles
 from .._native import DropThread
-from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._dispatch import BridgeError, LoopPortal, failure_message, log, required_method
 
 __all__ = ["SnapshotFetcherHandle", "build_snapshot_fetcher013", "snapshot_row"]
 
@@ -76,12 +76,7 @@ class SnapshotFetcherHandle:
     :meth:`close`."""
 
     def __init__(self, fetcher: Any) -> None:
-        fn = getattr(fetcher, "fetch_snapshot", None)
-        if not callable(fn):
-            raise TypeError(
-                f"{type(fetcher).__name__} is not a SnapshotFetcher: "
-                "it has no method fetch_snapshot(query_id)"
-            )
+        fn = required_method(fetcher, "fetch_snapshot", "a SnapshotFetcher", "(query_id)")
         self.fetcher: Any = fetcher
         self._portal = LoopPortal(f"snapshot fetcher {type(fetcher).__name__}")
         self._fetch: Any = self._portal.adapt(fn, "fetch_snapshot")

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from .. import _abi
 from .._abi import CData, ffi
 from .._callbacks import c_callback, handles
-from ._dispatch import BridgeError, LoopPortal, failure_message, log
+from ._dispatch import BridgeError, LoopPortal, failure_message, log, required_method
 from ._handle import VtableHandle
 
 __all__ = [
@@ -585,12 +585,7 @@ class _Bridge:
     def __init__(self, provider: StateStoreProvider, max_value_len: int) -> None:
         portal = LoopPortal(f"state store {type(provider).__name__}")
         for name in _OPS:
-            method = getattr(provider, name, None)
-            if not callable(method):
-                raise TypeError(
-                    f"{type(provider).__name__} is not a StateStoreProvider: "
-                    f"it has no method {name}()"
-                )
+            method = required_method(provider, name, "a StateStoreProvider")
             setattr(self, name, portal.adapt(method, name))
         self.max_value_len = max_value_len
         self.lock = threading.Lock()

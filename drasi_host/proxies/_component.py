@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .. import _abi
+from .._abi import NULL
 from .._native import NativeResource, drop_vtable
 from ..bridges.identity import IdentityProviderVtableBuilder
 from ..bridges.identity013 import Identity013Handle, build_identity_vtable013
@@ -148,6 +149,44 @@ class ComponentProxy(NativeResource):
         result = await self._call(fn, self._vt.state)
         try:
             _abi.check_result(result, f"{self.label}: {name}", component=self.id)
+        except DrasiHostError as exc:
+            self._attributed(exc)
+            raise
+
+    # ---- what FFI 0.13 components add (None for 0.4 components) --------------------
+
+    def _optional(self, field: str) -> Any:
+        """The vtable function ``field`` when this generation's vtable has it
+        and the plugin set it, else None."""
+        if self._gen is GEN_04:
+            return None
+        fn = getattr(self._vt, field)
+        return None if fn == NULL else fn
+
+    def _optional_bool(self, field: str, name: str) -> bool | None:
+        """What the optional ``bool`` function ``field`` answers (None without it)."""
+        fn = self._optional(field)
+        if fn is None:
+            return None
+        with self._life.entered():
+            try:
+                return _abi.call_bool(fn, self._vt.state, what=f"{self.label} {name}")
+            except DrasiHostError as exc:
+                self._attributed(exc)
+                raise
+
+    def properties(self) -> dict[str, Any] | None:
+        """The component's configuration properties (FFI 0.13
+        ``properties_fn``, a JSON object); None for a 0.4 component or when
+        the plugin has no ``properties_fn``.  :class:`PluginProtocolError`
+        when the plugin's text is not a JSON object."""
+        fn = self._optional("properties_fn")
+        if fn is None:
+            return None
+        with self._life.entered():
+            raw = fn(self._vt.state)
+        try:
+            return _abi.take_json_object(raw, f"{self.label} properties")
         except DrasiHostError as exc:
             self._attributed(exc)
             raise

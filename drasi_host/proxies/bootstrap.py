@@ -124,6 +124,26 @@ async def _forward(
 # ---- a plugin's provider as a Python object ---------------------------------
 
 
+def _bootstrap_args(
+    state: Any, b: Borrowed, request: BootstrapRequest, context: BootstrapContext
+) -> tuple[Any, ...]:
+    """The arguments of ``bootstrap_fn`` from ``state`` to ``source_id``
+    (both generations; 0.4 adds the sender); ``b`` keeps them alive."""
+    nodes, n_nodes = b.str_array(request.node_labels)
+    relations, n_relations = b.str_array(request.relation_labels)
+    return (
+        state,
+        b.str(request.query_id),
+        nodes,
+        n_nodes,
+        relations,
+        n_relations,
+        b.str(request.request_id),
+        b.str(context.server_id),
+        b.str(context.source_id),
+    )
+
+
 class BootstrapProviderProxy(NativeResource):
     """A bootstrap provider created by a plugin (``BootstrapProviderVtable``).
 
@@ -207,21 +227,8 @@ class BootstrapProviderProxy(NativeResource):
             sender = ffi.new("FfiBootstrapSender *")
             lib.dh_bootstrap_sender_init(sender, channel.key)
             b = Borrowed()
-            nodes, n_nodes = b.str_array(request.node_labels)
-            relations, n_relations = b.str_array(request.relation_labels)
-            args = (
-                self._vt.state,
-                b.str(request.query_id),
-                nodes,
-                n_nodes,
-                relations,
-                n_relations,
-                b.str(request.request_id),
-                b.str(context.server_id),
-                b.str(context.source_id),
-                sender,
-            )
-            mark = self._log_route.mark() if self._log_route is not None else 0
+            args = (*_bootstrap_args(self._vt.state, b, request, context), sender)
+            mark = self._log_mark()
             errors: list[BaseException] = []
             count = 0
             async with anyio.create_task_group() as tg:
@@ -248,9 +255,7 @@ class BootstrapProviderProxy(NativeResource):
             raise PluginCallError(
                 f"{self.label}: bootstrap for query {request.query_id!r} failed "
                 f"(bootstrap_fn returned {count})",
-                plugin_message=(
-                    self._log_route.logged_since(mark) if self._log_route is not None else None
-                ),
+                plugin_message=self._logged_since(mark),
                 code=count,
                 plugin=self.plugin,
             )
@@ -268,20 +273,8 @@ class BootstrapProviderProxy(NativeResource):
         events received when it ends without a result)."""
         gen = self._gen
         b = gen.borrowed()
-        nodes, n_nodes = b.str_array(request.node_labels)
-        relations, n_relations = b.str_array(request.relation_labels)
-        args = (
-            self._vt.state,
-            b.str(request.query_id),
-            nodes,
-            n_nodes,
-            relations,
-            n_relations,
-            b.str(request.request_id),
-            b.str(context.server_id),
-            b.str(context.source_id),
-        )
-        mark = self._log_route.mark() if self._log_route is not None else 0
+        args = _bootstrap_args(self._vt.state, b, request, context)
+        mark = self._log_mark()
         what = f"{self.label}: bootstrap for query {request.query_id!r}"
         with anyio.CancelScope(shield=True):  # returns at once; never abandoned
             ptr = await run_blocking(self._vt.bootstrap_fn, *args)
@@ -346,6 +339,9 @@ class BootstrapProviderProxy(NativeResource):
                 received,
             )
         return outcome.event_count
+
+    def _log_mark(self) -> int:
+        return self._log_route.mark() if self._log_route is not None else 0
 
     def _logged_since(self, mark: int) -> str | None:
         return self._log_route.logged_since(mark) if self._log_route is not None else None
@@ -534,6 +530,32 @@ def _none(_exc: BaseException) -> None:
     return None
 
 
+def _read_request(
+    query_id: Any,
+    node_labels: Any,
+    node_labels_count: int,
+    relation_labels: Any,
+    relation_labels_count: int,
+    request_id: Any,
+    server_id: Any,
+    source_id: Any,
+) -> tuple[BootstrapRequest, BootstrapContext]:
+    """Copy the borrowed arguments of a ``bootstrap_fn`` call (both generations)."""
+    request = BootstrapRequest(
+        query_id=_abi.read_str(query_id, "bootstrap query_id"),
+        node_labels=_abi.read_str_array(node_labels, node_labels_count, "bootstrap node_labels"),
+        relation_labels=_abi.read_str_array(
+            relation_labels, relation_labels_count, "bootstrap relation_labels"
+        ),
+        request_id=_abi.read_str(request_id, "bootstrap request_id"),
+    )
+    context = BootstrapContext(
+        server_id=_abi.read_str(server_id, "bootstrap server_id"),
+        source_id=_abi.read_str(source_id, "bootstrap source_id"),
+    )
+    return request, context
+
+
 @ffi.def_extern(name="dh_py_bootstrap")  # type: ignore[untyped-decorator]
 @c_callback(_minus_one)
 def _on_bootstrap(
@@ -558,17 +580,15 @@ def _on_bootstrap(
         # Waiting for the event loop on its own thread would deadlock.
         _log.error("%s: bootstrap_fn called on the event loop thread; refused", entry.label)
         return -1
-    request = BootstrapRequest(
-        query_id=_abi.read_str(query_id, "bootstrap query_id"),
-        node_labels=_abi.read_str_array(node_labels, node_labels_count, "bootstrap node_labels"),
-        relation_labels=_abi.read_str_array(
-            relation_labels, relation_labels_count, "bootstrap relation_labels"
-        ),
-        request_id=_abi.read_str(request_id, "bootstrap request_id"),
-    )
-    context = BootstrapContext(
-        server_id=_abi.read_str(server_id, "bootstrap server_id"),
-        source_id=_abi.read_str(source_id, "bootstrap source_id"),
+    request, context = _read_request(
+        query_id,
+        node_labels,
+        node_labels_count,
+        relation_labels,
+        relation_labels_count,
+        request_id,
+        server_id,
+        source_id,
     )
     count: int = anyio.from_thread.run(
         entry.run, request, context, sender.send_fn, sender.state, token=entry.token
@@ -617,14 +637,23 @@ def build_provider_vtable013(proxy: BootstrapProviderProxy) -> Any:
     the returned stream are plain C (section 9), so the plugin's stream goes
     to the source unchanged.  ``proxy`` is leased until the source drops the
     vtable, and never released during a ``bootstrap_fn`` call."""
-    ffi13 = _abi013.ffi
     entry = _Wrapped013(proxy)
     key = handles.add(entry)
-    block = lib.malloc(ffi13.sizeof("BootstrapProviderVtable"))
-    if block == NULL:
+    vt = _provider_vtable013(key)
+    if vt is None:
         handles.remove(key)
         entry.lease.release()
         raise MemoryError(f"{proxy.label}: malloc failed for a bootstrap provider vtable")
+    return vt
+
+
+def _provider_vtable013(key: int) -> Any:
+    """A ``malloc``ed 0.13 ``BootstrapProviderVtable *`` whose state is
+    ``key`` and whose functions are the host's; None when ``malloc`` fails."""
+    ffi13 = _abi013.ffi
+    block = lib.malloc(ffi13.sizeof("BootstrapProviderVtable"))
+    if block == NULL:
+        return None
     vt = ffi13.cast("BootstrapProviderVtable *", block)
     vt.state = _abi.key_ctx(key)
     vt.executor = NULL
@@ -867,16 +896,10 @@ def build_host_provider_vtable013(provider: BootstrapProvider, *, label: str) ->
     the event loop the provider will run on."""
     entry = _HostProvider013(provider, None, label, anyio.lowlevel.current_token())
     entry.key = handles.add(entry)
-    ffi13 = _abi013.ffi
-    block = lib.malloc(ffi13.sizeof("BootstrapProviderVtable"))
-    if block == NULL:
+    vt = _provider_vtable013(entry.key)
+    if vt is None:
         handles.remove(entry.key)
         raise MemoryError(f"{label}: malloc failed for a bootstrap provider vtable")
-    vt = ffi13.cast("BootstrapProviderVtable *", block)
-    vt.state = _abi.key_ctx(entry.key)
-    vt.executor = NULL
-    vt.bootstrap_fn = _BOOTSTRAP_013
-    vt.drop_fn = _DROP_013
     return vt
 
 
@@ -893,21 +916,15 @@ def _host_stream013(
 ) -> Any:
     """``bootstrap_fn`` of a host-built 0.13 provider: a new run's stream
     (NULL label arrays read as empty; NULL when out of memory)."""
-    request = BootstrapRequest(
-        query_id=_abi.read_str(query_id, "bootstrap query_id"),
-        node_labels=_abi.read_str_array(
-            node_labels, node_labels_count if node_labels != NULL else 0, "node_labels"
-        ),
-        relation_labels=_abi.read_str_array(
-            relation_labels,
-            relation_labels_count if relation_labels != NULL else 0,
-            "relation_labels",
-        ),
-        request_id=_abi.read_str(request_id, "bootstrap request_id"),
-    )
-    context = BootstrapContext(
-        server_id=_abi.read_str(server_id, "bootstrap server_id"),
-        source_id=_abi.read_str(source_id, "bootstrap source_id"),
+    request, context = _read_request(
+        query_id,
+        node_labels,
+        node_labels_count if node_labels != NULL else 0,
+        relation_labels,
+        relation_labels_count if relation_labels != NULL else 0,
+        request_id,
+        server_id,
+        source_id,
     )
     ffi13 = _abi013.ffi
     sizes = ("FfiBootstrapStream", "FfiBootstrapReceiver", "FfiBootstrapResultReceiver")

@@ -25,8 +25,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-import anyio
-
 from .. import _abi
 from .._native import NativeResource, drop_vtable
 from ..errors import ConfigurationError, DrasiHostError, PluginCallError, PluginProtocolError
@@ -35,7 +33,13 @@ from ..payloads import PayloadCodec
 from ._generation import Generation, generation
 from .bootstrap import BootstrapProviderProxy
 from .reaction import ReactionProxy
-from .services import IdentityProviderProxy, SecretStoreProxy, create_bare, open_service
+from .services import (
+    IdentityProviderProxy,
+    SecretStoreProxy,
+    checked,
+    create_bare,
+    open_service,
+)
 from .source import SourceProxy
 
 __all__ = [
@@ -215,13 +219,7 @@ class _Factory(NativeResource):
     async def _open(self, proxy: _P) -> _P:
         """Finish a new instance proxy (it owns its vtable already): describe
         it, or release it and raise."""
-        try:
-            proxy._describe()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await proxy.aclose()
-            raise
-        return proxy
+        return await checked(proxy, proxy._describe)
 
     def _proxy_options(self) -> dict[str, Any]:
         """What every instance proxy created by this factory is told."""

@@ -178,41 +178,6 @@ class ReactionProxy(ComponentProxy):
 
     # ---- what FFI 0.13 reactions add (None for 0.4 reactions) --------------------------
 
-    def _optional(self, field: str) -> Any:
-        """The vtable function ``field`` when this generation's vtable has it
-        and the plugin set it, else None."""
-        if self._gen is GEN_04:
-            return None
-        fn = getattr(self._vt, field)
-        return None if fn == NULL else fn
-
-    def _optional_bool(self, field: str, name: str) -> bool | None:
-        fn = self._optional(field)
-        if fn is None:
-            return None
-        with self._life.entered():
-            try:
-                return _abi.call_bool(fn, self._vt.state, what=f"{self.label} {name}")
-            except DrasiHostError as exc:
-                self._attributed(exc)
-                raise
-
-    def properties(self) -> dict[str, Any] | None:
-        """The reaction's configuration properties (FFI 0.13
-        ``properties_fn``, a JSON object); None for a 0.4 reaction or when the
-        plugin has no ``properties_fn``.  :class:`PluginProtocolError` when the
-        plugin's text is not a JSON object."""
-        fn = self._optional("properties_fn")
-        if fn is None:
-            return None
-        with self._life.entered():
-            raw = fn(self._vt.state)
-        try:
-            return _abi.take_json_object(raw, f"{self.label} properties")
-        except DrasiHostError as exc:
-            self._attributed(exc)
-            raise
-
     @property
     def is_durable(self) -> bool | None:
         """Whether the reaction needs a durable state store (FFI 0.13

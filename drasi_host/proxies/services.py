@@ -24,19 +24,20 @@ gets the plugin's own vtable through ``clone_fn`` (see
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
 
 from .. import _abi013
-from .._abi013 import NULL, Borrowed, ffi, lib
+from .._abi013 import NULL, Borrowed, ffi
 from .._native import NativeResource, drop_vtable
 from ..errors import DrasiHostError, PluginCallError, PluginProtocolError
 from ..logs import _Route
 from ..models import Credentials
+from ._generation import GEN_013
 
-__all__ = ["IdentityProviderProxy", "SecretStoreProxy", "create_bare", "open_service"]
+__all__ = ["IdentityProviderProxy", "SecretStoreProxy", "checked", "create_bare", "open_service"]
 
 
 async def create_bare(factory: Any, what: str, ctype: str, config_text: str) -> Any:
@@ -57,25 +58,30 @@ async def create_bare(factory: Any, what: str, ctype: str, config_text: str) -> 
             plugin_message=route.logged_since(mark),
             plugin=factory.plugin,
         )
-    copy = ffi.new(f"{ctype} *", ptr[0])
-    lib.free(ptr)
-    return copy
+    return GEN_013.copy_block(ptr, ctype)
 
 
 S = TypeVar("S", bound="_ServiceProxy")
+R = TypeVar("R", bound=NativeResource)
+
+
+async def checked(proxy: R, check: Callable[[], None]) -> R:
+    """``proxy`` (a new proxy owning its vtable) once ``check()`` passed;
+    otherwise release it and raise what ``check`` raised."""
+    try:
+        check()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await proxy.aclose()
+        raise
+    return proxy
 
 
 async def open_service(cls: type[S], vt: Any, factory: Any) -> S:
     """Wrap a copied instance vtable in ``cls`` (which owns it from here on);
     release it and raise when it is unusable."""
     proxy = cls(vt, plugin_label=factory.plugin_label, kind=factory.kind)
-    try:
-        proxy._check()
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await proxy.aclose()
-        raise
-    return proxy
+    return await checked(proxy, proxy._check)
 
 
 class _ServiceProxy(NativeResource):

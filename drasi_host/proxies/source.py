@@ -61,30 +61,6 @@ class SourceProxy(ComponentProxy):
 
     # ---- what FFI 0.13 sources add (None for 0.4 sources) ----------------------------
 
-    def _optional(self, field: str) -> Any:
-        """The vtable function ``field`` when this generation's vtable has it
-        and the plugin set it, else None."""
-        if self._gen is GEN_04:
-            return None
-        fn = getattr(self._vt, field)
-        return None if fn == NULL else fn
-
-    def properties(self) -> dict[str, Any] | None:
-        """The source's configuration properties (FFI 0.13 ``properties_fn``,
-        a JSON object); None for a 0.4 source or when the plugin has no
-        ``properties_fn``.  :class:`PluginProtocolError` when the plugin's
-        text is not a JSON object."""
-        fn = self._optional("properties_fn")
-        if fn is None:
-            return None
-        with self._life.entered():
-            raw = fn(self._vt.state)
-        try:
-            return _abi.take_json_object(raw, f"{self.label} properties")
-        except DrasiHostError as exc:
-            self._attributed(exc)
-            raise
-
     def describe_schema(self) -> dict[str, Any] | None:
         """The schema the source describes (FFI 0.13 ``describe_schema_fn``:
         ``{"nodes": [...], "relations": [...]}``), or None when it describes
@@ -111,15 +87,7 @@ class SourceProxy(ComponentProxy):
     def supports_replay(self) -> bool | None:
         """Whether the source can resume from a stored position (FFI 0.13
         ``supports_replay_fn``); None for a 0.4 source or without the function."""
-        fn = self._optional("supports_replay_fn")
-        if fn is None:
-            return None
-        with self._life.entered():
-            try:
-                return _abi.call_bool(fn, self._vt.state, what=f"{self.label} supports_replay")
-            except DrasiHostError as exc:
-                self._attributed(exc)
-                raise
+        return self._optional_bool("supports_replay_fn", "supports_replay")
 
     @property
     def dispatch_mode(self) -> DispatchMode:
