@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +26,13 @@ from .bridges.state_store import MemoryStateStore
 from .errors import ConfigurationError, DrasiHostError
 from .loader import LIBRARY_SUFFIXES, LoadedPlugin, load_plugin
 from .logs import CallbackContext
-from .models import BootstrapEvent, SourceEventWrapper, SourceRuntimeContext, SubscriptionSettings
+from .models import (
+    BootstrapEvent,
+    ElementReference,
+    SourceEventWrapper,
+    SourceRuntimeContext,
+    SubscriptionSettings,
+)
 
 __all__ = ["EXIT_INTERRUPTED", "event_line", "event_record", "plugin_files", "run_tail"]
 
@@ -74,8 +81,22 @@ def _open_source_plugin(
     )
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with datetimes as RFC 3339 text and element references as
+    ``source_id/element_id``, for printing."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, ElementReference):
+        return f"{value.source_id}/{value.element_id}"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _summary(properties: dict[str, Any]) -> str:
-    text = ", ".join(f"{k}={v!r}" for k, v in properties.items())
+    text = ", ".join(f"{k}={_plain(v)!r}" for k, v in properties.items())
     if len(text) > _SUMMARY_WIDTH:
         text = text[: _SUMMARY_WIDTH - 1] + "…"
     return "{" + text + "}"
@@ -84,6 +105,9 @@ def _summary(properties: dict[str, Any]) -> str:
 def event_line(event: SourceEventWrapper) -> str:
     """One readable line: op, label, id and a short property summary."""
     prefix = f"bootstrap #{event.sequence} " if isinstance(event, BootstrapEvent) else ""
+    control = event.control
+    if control is not None:
+        return f"{prefix}control {control.kind} {_summary(control.data)}"
     change = event.change
     if change is None:
         size = "no payload" if event.payload is None else f"{len(event.payload)} bytes"
@@ -105,6 +129,9 @@ def event_record(event: SourceEventWrapper) -> dict[str, Any]:
     if isinstance(event, BootstrapEvent):
         record["bootstrap"] = True
         record["sequence"] = event.sequence
+    control = event.control
+    if control is not None:
+        record["control"] = {"kind": control.kind, "data": _plain(control.data)}
     change = event.change
     if change is None:
         record["element"] = None
@@ -116,7 +143,7 @@ def event_record(event: SourceEventWrapper) -> dict[str, Any]:
             "id": element.reference.element_id,
             "labels": list(element.labels),
             "effective_from": element.effective_from,
-            "properties": element.properties,
+            "properties": _plain(element.properties),
             "in_node": None if element.in_node is None else element.in_node.element_id,
             "out_node": None if element.out_node is None else element.out_node.element_id,
         }

@@ -149,6 +149,38 @@ def test_tail_json_lines_with_bootstrap(source_lib: Path) -> None:
     assert change["element"]["type"] == "node"
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_tail_shows_013_control_events_and_times(
+    fixture_plugins_013: dict[str, Path], as_json: bool
+) -> None:
+    """A 0.13 source: datetimes as RFC 3339 text, control events by kind."""
+    config = {"count": 4, "mode": "control"}
+    args = ["--json"] if as_json else []
+    lib = str(fixture_plugins_013["v013_all"])
+    proc = run("tail", lib, "--kind", "fixture013", "--config", json.dumps(config), *args)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 6
+    if not as_json:
+        assert lines[2] == "insert KNOWS r2 {since='2024-06-15T13:45:30+02:00'}"
+        assert lines[3] == "delete Person n0 {}"
+        assert lines[4] == "control FuturesDue {}"
+        assert lines[5].startswith("control Future {element_ref='tail/n0', original_time=")
+        return
+    records = [json.loads(line) for line in lines]
+    relation = records[2]["element"]
+    assert relation["type"] == "relation"
+    assert relation["properties"] == {"since": "2024-06-15T13:45:30+02:00"}
+    assert records[3]["element"]["type"] is None and records[3]["op"] == "delete"
+    assert "control" not in records[3]
+    assert records[4]["control"] == {"kind": "FuturesDue", "data": {}}
+    assert records[4]["element"] is None
+    future = records[5]["control"]
+    assert future["kind"] == "Future"
+    assert future["data"]["element_ref"] == "tail/n0"
+    assert future["data"]["group_signature"] == 0xFEEDFACECAFEBEEF
+
+
 def test_tail_ends_with_the_stream_and_reads_config_files(source_lib: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"event_count": 4}))
