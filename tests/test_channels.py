@@ -1109,17 +1109,12 @@ def test_push_many_on_a_full_ring_takes_nothing_and_arms(rig: Rig, helper: Helpe
     assert stats(key).queued == 4
 
 
-_libc = cffi.FFI()
-_libc.cdef("void *malloc(size_t size);")
-_C = _libc.dlopen(None)
-
-
 def _push_hinted(channel: Any, hints: list[tuple[bytes, bytes, bytes]]) -> None:
     """Push events with these routing hints through the real push callback
     (the envelope comes from malloc: the callback frees it)."""
     for i, texts in enumerate(hints):
         keep = [ffi.new("char[]", text) for text in texts]
-        event = ffi.cast("FfiSourceEvent *", _C.malloc(ffi.sizeof("FfiSourceEvent")))
+        event = ffi.cast("FfiSourceEvent *", lib.malloc(ffi.sizeof("FfiSourceEvent")))
         event.opaque = ffi.NULL
         event.timestamp_us = i
         event.op = 0
