@@ -379,6 +379,13 @@ FIXTURES_013: dict[str, Fixture] = {
         executable=True,
         link=("-ldl",),
     ),
+    "native013": Fixture(
+        ("native013.c", "mpack.c"),
+        (),
+        "executable: native baseline consuming a 0.13 source's events on its push thread",
+        executable=True,
+        link=("-ldl",),
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 /* source013.c - the source factory FX13_PREFIX of the FFI 0.13 fixtures.
  *
- * Config: {"count": N, "bootstrap_count": B, "mode": M, "secret": NAME}.
+ * Config: {"count": N, "bootstrap_count": B, "mode": M, "secret": NAME,
+ *          "alloc": "rustlike"}.
  * Each subscription streams N change events (a cycle of node insert, node
  * update, relation insert, node delete, every property value type of
  * section 12.2) and, with bootstrap enabled, B bootstrap records and their
@@ -12,6 +13,18 @@
  * "wrongtags" (the first event has a float under an Integer tag),
  * "badmsgpack" / "oversize" / "nulldrop" / "nullpayload" (one hostile event
  * first, then the N good ones).
+ *
+ * "alloc": "rustlike" makes each event cost the heap work of a Rust SDK
+ * plugin, not only its two handed-over blocks (the MessagePack buffer, grown
+ * by doubling from 64 bytes, and the envelope): before serialising, the
+ * stream thread builds the event's in-memory model as separate blocks - per
+ * element reference an Arc<str> source id and element id, the label Arc<str>
+ * and the Arc<[Arc<str>]> labels, one BTreeMap node per property map, an
+ * Arc<str> per property key, one per String value, a Vec per List, and the
+ * SourceEventWrapper (its Arc and its String source id) - and frees them
+ * after serialising.  That is 18 blocks for a node insert or update, 12 for
+ * a relation insert and 6 for a delete (13.5 per event over the cycle), plus
+ * the buffer's malloc and 3 reallocs and the envelope.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fx013.h"
@@ -25,7 +38,7 @@ typedef struct Fx13Source {
     char *id;
     char mode[32];
     int64_t count, bootstrap_count;
-    bool auto_start;
+    bool auto_start, rustlike;
     _Atomic int status;
     Fx13Callbacks cbs;
     const StateStoreVtable *store;
@@ -43,6 +56,7 @@ typedef struct Fx13Stream {
     char *source_id;
     int64_t count;
     char mode[32];
+    bool rustlike;
     FfiChangePushCallbackFn cb;
     void *cb_ctx;
 } Fx13Stream;
@@ -77,6 +91,80 @@ static bool stream_push(Fx13Stream *s, const uint8_t *ptr, size_t len, FfiBytesD
     return true;
 }
 
+/* ---- "alloc": "rustlike": the model a Rust source builds per event ---- */
+
+#define FX13_MODEL_MAX 20
+
+typedef struct Fx13Model {
+    void *blocks[FX13_MODEL_MAX];
+    int n;
+} Fx13Model;
+
+/* One heap block of `size` bytes holding `text` after a 16-byte header (the
+ * strong and weak counts of an Arc), as Arc<str>::from(&str) allocates. */
+static void model_block(Fx13Model *m, size_t size, const char *text)
+{
+    size_t len = text ? strlen(text) : 0;
+    if (size < 16 + len)
+        size = 16 + len;
+    uint8_t *b = m->n < FX13_MODEL_MAX ? malloc(size) : NULL;
+    if (b == NULL)
+        return;
+    memset(b, 0, 16);
+    if (len > 0)
+        memcpy(b + 16, text, len);
+    m->blocks[m->n++] = b;
+}
+
+/* A BTreeMap leaf node of up to 11 (Arc<str>, ElementValue) entries. */
+#define FX13_BTREE_LEAF 544
+
+static void model_build(Fx13Model *m, const char *source_id, int64_t i)
+{
+    char id[32], other[32], name[32];
+    int64_t phase = i % 4;
+    snprintf(id, sizeof id, "n%lld", (long long)(i - phase));
+    m->n = 0;
+    model_block(m, 48, NULL);          /* Arc<SourceEventWrapper> */
+    model_block(m, 0, source_id);      /* its String source_id */
+    model_block(m, 0, source_id);      /* ElementReference.source_id */
+    if (phase == 2) {
+        snprintf(other, sizeof other, "r%lld", (long long)i);
+        model_block(m, 0, other);      /* the relation's element_id */
+        model_block(m, 0, "KNOWS");
+        model_block(m, 32, NULL);      /* Arc<[Arc<str>]> labels */
+        model_block(m, 0, id);         /* in_node element_id */
+        model_block(m, 0, id);         /* out_node element_id */
+        model_block(m, FX13_BTREE_LEAF, NULL);
+        model_block(m, 0, "since");
+        model_block(m, 0, source_id);  /* in_node source_id */
+        model_block(m, 0, source_id);  /* out_node source_id */
+        return;
+    }
+    model_block(m, 0, id);
+    model_block(m, 0, "Person");
+    model_block(m, 32, NULL);
+    if (phase == 3)
+        return;                        /* a delete carries only metadata */
+    snprintf(name, sizeof name, "p%lld", (long long)i);
+    model_block(m, FX13_BTREE_LEAF, NULL);
+    static const char *const keys[6] = {"addr", "age", "name", "score", "tags", "when"};
+    for (int k = 0; k < 6; k++)
+        model_block(m, 0, keys[k]);
+    model_block(m, 0, name);           /* String("p<i>") */
+    model_block(m, FX13_BTREE_LEAF, NULL); /* addr's Object map */
+    model_block(m, 0, "city");
+    model_block(m, 0, "Oslo");
+    model_block(m, 64, NULL);          /* tags: Vec<ElementValue> of 2 */
+}
+
+static void model_free(Fx13Model *m)
+{
+    for (int k = 0; k < m->n; k++)
+        free(m->blocks[k]);
+    m->n = 0;
+}
+
 static const FfiChangeOp fx13_cycle_ops[4] = {FFI_CHANGE_OP_INSERT, FFI_CHANGE_OP_UPDATE,
                                               FFI_CHANGE_OP_INSERT, FFI_CHANGE_OP_DELETE};
 
@@ -90,8 +178,13 @@ static void *stream_thread(void *raw)
     if (fx13_hostile_payload(s->mode, &ptr, &len, &drop))
         go = stream_push(s, ptr, len, drop, FFI_CHANGE_OP_UPDATE, 0);
     bool wrong = FX13_MODE_IS(s->mode, "wrongtags");
+    Fx13Model model;
+    model.n = 0;
     for (int64_t i = 0; go && i < s->count && !atomic_load(&s->stop); i++) {
+        if (s->rustlike)
+            model_build(&model, s->source_id, i);
         uint8_t *doc = fx13_event_payload(s->source_id, i, 'c', wrong && i == 0, &len);
+        model_free(&model);
         if (doc == NULL)
             break;
         go = stream_push(s, doc, len, fx13_payload_drop, fx13_cycle_ops[i % 4], i);
@@ -256,6 +349,7 @@ static FfiSubscriptionResponse *src_subscribe(void *st, FfiStr source_id, bool e
         goto oom;
     atomic_init(&s->refs, 1);
     s->count = src->count;
+    s->rustlike = src->rustlike;
     snprintf(s->mode, sizeof s->mode, "%s", src->mode);
     rx->state = s;
     rx->start_push_fn = stream_start;
@@ -366,7 +460,7 @@ static FfiCreateResult fx13_resolve_secret(const char *name)
 static FfiCreateResult fx13_create_source(void *state, FfiStr id, FfiStr config_json,
                                           bool auto_start)
 {
-    char mode[32] = "normal", secret[64];
+    char mode[32] = "normal", secret[64], alloc[16] = "";
     (void)state;
     fx13_cfg_str(config_json, "mode", mode, sizeof mode);
     if (FX13_MODE_IS(mode, "fail")) {
@@ -397,6 +491,8 @@ static FfiCreateResult fx13_create_source(void *state, FfiStr id, FfiStr config_
     src->count = fx13_cfg_int(config_json, "count", 4);
     src->bootstrap_count = fx13_cfg_int(config_json, "bootstrap_count", 2);
     src->auto_start = auto_start;
+    src->rustlike = fx13_cfg_str(config_json, "alloc", alloc, sizeof alloc)
+                    && strcmp(alloc, "rustlike") == 0;
     atomic_init(&src->status, FFI_COMPONENT_STATUS_STOPPED);
     vt->state = src;
     vt->id_fn = src_id;
