@@ -10,20 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cffi
+from abi013_helpers import STATS013_FFI, read_stats013
 
 from drasi_host import ComponentStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 
-_stats013_ffi = cffi.FFI()
-_stats013_ffi.cdef(
-    "\n".join(
-        line
-        for line in (ROOT / "plugins_fixture" / "v013" / "stats013.h").read_text().splitlines()
-        if not line.lstrip().startswith("#")
-    )
-)
 _stats013_libs: dict[Path, Any] = {}
 
 
@@ -31,10 +23,8 @@ def stats013(path: Path) -> dict[str, int]:
     """The counters of the loaded 0.13 fixture library at ``path``."""
     lib = _stats013_libs.get(path)
     if lib is None:
-        lib = _stats013_libs[path] = _stats013_ffi.dlopen(str(path))
-    out = _stats013_ffi.new("DrasiFixture013Stats *")
-    lib.drasi_fixture013_stats(out)
-    return {k: int(getattr(out, k)) for k, _ in _stats013_ffi.typeof("DrasiFixture013Stats").fields}
+        lib = _stats013_libs[path] = STATS013_FFI.dlopen(str(path))
+    return read_stats013(lib)
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,18 @@ The fixture counts every payload it creates and releases, so the host's
 from __future__ import annotations
 
 import collections
-import ctypes
 import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import anyio
-import cffi
 import pytest
-from abi013_helpers import ROOT
+from abi013_helpers import Plugin013 as Plugin
+from abi013_helpers import close_plugin013, open_plugin013
 
 from drasi_host import _abi013
 from drasi_host._abi import lib as lib04
@@ -43,69 +41,15 @@ pytestmark = [
 
 TIMEOUT = 20.0
 
-_stats_ffi = cffi.FFI()
-_stats_ffi.cdef(
-    "\n".join(
-        line
-        for line in (ROOT / "plugins_fixture" / "v013" / "stats013.h").read_text().splitlines()
-        if not line.lstrip().startswith("#")
-    )
-)
-
-
-@dataclass
-class Plugin:
-    reg: Any
-    native: Any
-    stats_lib: Any
-    keep: list[Any] = field(default_factory=list)
-
-    def fn(self, ctype: str, name: str) -> Any:
-        address = ctypes.cast(getattr(self.native, name), ctypes.c_void_p).value
-        return ffi.cast(ctype, address)
-
-    def stats(self) -> dict[str, int]:
-        out = _stats_ffi.new("DrasiFixture013Stats *")
-        self.stats_lib.drasi_fixture013_stats(out)
-        return {
-            k: int(getattr(out, k)) for k, _ in _stats_ffi.typeof("DrasiFixture013Stats").fields
-        }
-
-    def s(self, text: str) -> Any:
-        data = ffi.new("char[]", text.encode())
-        self.keep.append(data)
-        return (data, len(text.encode()))
-
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory: pytest.TempPathFactory, fixture_builder: Any) -> Iterator[Plugin]:
     shared = os.environ.get("DRASI_FIXTURE_BUILD_DIR")
     out = Path(shared) / "v013" if shared else tmp_path_factory.mktemp("plugins013")
-    path = str(fixture_builder.build_fixtures_013(out, only=["v013_all"])["v013_all"])
-    native = ctypes.CDLL(path)
-    p = Plugin(None, native, _stats_ffi.dlopen(path))
-    block = p.fn("DrasiPluginInitFn", "drasi_plugin_init")()
-    assert block != ffi.NULL
-    p.reg = ffi.new("FfiPluginRegistration *", block[0])
-    lib.free(block)
+    path = fixture_builder.build_fixtures_013(out, only=["v013_all"])["v013_all"]
+    p = open_plugin013(ffi, lib, path)
     yield p
-    reg = p.reg
-    for arr, count in (
-        (reg.source_plugins, reg.source_plugin_count),
-        (reg.reaction_plugins, reg.reaction_plugin_count),
-        (reg.bootstrap_plugins, reg.bootstrap_plugin_count),
-        (reg.identity_provider_plugins, reg.identity_provider_plugin_count),
-        (reg.secret_store_plugins, reg.secret_store_plugin_count),
-    ):
-        for i in range(count):
-            arr[i].drop_fn(arr[i].state)
-        if count:
-            lib.free(arr)
-    p.stats_lib.drasi_fixture013_join_threads()
-    stats = p.stats()
-    assert stats["payloads_created"] == stats["payloads_released"]
-    assert stats["receivers_created"] == stats["receivers_dropped"]
-    assert stats["objects_created"] == stats["objects_dropped"]
+    close_plugin013(p)
 
 
 def _source(p: Plugin, config: dict[str, Any]) -> Any:
@@ -233,33 +177,7 @@ async def test_hostile_c_sources_are_reported_and_the_stream_goes_on(
 async def test_the_c_bootstrap_provider_streams_and_ends_with_its_result(
     plugin: Plugin, config: dict[str, Any], count: int, error: str | None
 ) -> None:
-    factory = plugin.reg.bootstrap_plugins[0]
-    res = factory.create_bootstrap_provider_fn(
-        factory.state, plugin.s(json.dumps(config)), plugin.s("{}")
-    )
-    assert res.error_code == 0
-    provider = ffi.new(
-        "BootstrapProviderVtable *", ffi.cast("BootstrapProviderVtable *", res.ptr)[0]
-    )
-    lib.free(res.ptr)
-    labels = ffi.new("FfiStr[1]", [plugin.s("Person")])
-    stream = provider.bootstrap_fn(
-        provider.state,
-        plugin.s("q1"),
-        labels,
-        1,
-        ffi.NULL,
-        0,
-        plugin.s("r"),
-        plugin.s("srv"),
-        plugin.s("s1"),
-    )
-    assert stream != ffi.NULL
-    events = ffi.new("FfiBootstrapReceiver *", stream.events[0])
-    result = ffi.new("FfiBootstrapResultReceiver *", stream.result[0])
-    lib.free(stream.events)
-    lib.free(stream.result)
-    lib.free(stream)
+    provider, events, result = plugin.start_bootstrap(config)
     channel = EventChannel013(lib04.DH_KIND_BOOTSTRAP_EVENTS, "fixture bootstrap", capacity=2)
     try:
         result.start_fn(result.state, _abi013.bootstrap_result_ptr(), channel.ctx)

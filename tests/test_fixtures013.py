@@ -9,21 +9,19 @@ declarations, decoding the C plugins' MessagePack with
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import cffi
 import pytest
-from abi013_helpers import ROOT, compile_ffi013
+from abi013_helpers import Plugin013 as Plugin
+from abi013_helpers import close_plugin013, compile_ffi013, open_plugin013
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -69,84 +67,15 @@ def ffi013(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return compile_ffi013(tmp_path_factory.mktemp("ffi013"))
 
 
-_stats_ffi = cffi.FFI()
-_stats_ffi.cdef(
-    "\n".join(
-        line
-        for line in (ROOT / "plugins_fixture" / "v013" / "stats013.h").read_text().splitlines()
-        if not line.lstrip().startswith("#")
-    )
-)
-
-
-@dataclass
-class Plugin:
-    """A loaded 0.13 fixture library, seen through drasi_host._ffi013."""
-
-    ffi: Any
-    lib: Any
-    reg: Any
-    native: Any
-    stats_lib: Any = None
-    keep: list[Any] = field(default_factory=list)
-
-    def fn(self, ctype: str, name: str) -> Any:
-        address = ctypes.cast(getattr(self.native, name), ctypes.c_void_p).value
-        return self.ffi.cast(ctype, address)
-
-    def stats(self) -> dict[str, int]:
-        out = _stats_ffi.new("DrasiFixture013Stats *")
-        self.stats_lib.drasi_fixture013_stats(out)
-        return {
-            k: int(getattr(out, k)) for k, _ in _stats_ffi.typeof("DrasiFixture013Stats").fields
-        }
-
-    def s(self, text: str) -> Any:
-        data = self.ffi.new("char[]", text.encode())
-        self.keep.append(data)
-        return (data, len(text.encode()))
-
-    def take(self, ptr: Any) -> str | None:
-        """The text of a heap C string, freed."""
-        if ptr == self.ffi.NULL:
-            return None
-        text: str = self.ffi.string(ptr).decode()
-        self.lib.free(ptr)
-        return text
-
-
 @pytest.fixture(scope="module")
 def plugin(built013: dict[str, Path], ffi013: Any) -> Iterator[Plugin]:
     ffi, lib = ffi013.ffi, ffi013.lib
-    path = str(built013["v013_all"])
-    native = ctypes.CDLL(path)
-    p = Plugin(ffi, lib, None, native)
-    p.stats_lib = _stats_ffi.dlopen(path)
+    p = open_plugin013(ffi, lib, built013["v013_all"])
     meta = p.fn("DrasiPluginMetadataFn", "drasi_plugin_metadata")()
     assert ffi.string(meta.sdk_version.ptr, meta.sdk_version.len) == b"0.13.0"
-    block = p.fn("DrasiPluginInitFn", "drasi_plugin_init")()
-    assert block != ffi.NULL
-    reg = ffi.new("FfiPluginRegistration *", block[0])
-    lib.free(block)
-    p.reg = reg
-    reg.set_log_level(lib.dh13_log_filter_clamp(9))
+    p.reg.set_log_level(lib.dh13_log_filter_clamp(9))
     yield p
-    for arr, count in (
-        (reg.source_plugins, reg.source_plugin_count),
-        (reg.reaction_plugins, reg.reaction_plugin_count),
-        (reg.bootstrap_plugins, reg.bootstrap_plugin_count),
-        (reg.identity_provider_plugins, reg.identity_provider_plugin_count),
-        (reg.secret_store_plugins, reg.secret_store_plugin_count),
-    ):
-        for i in range(count):
-            arr[i].drop_fn(arr[i].state)
-        if count:
-            lib.free(arr)
-    p.stats_lib.drasi_fixture013_join_threads()
-    stats = p.stats()
-    assert stats["payloads_created"] == stats["payloads_released"]
-    assert stats["receivers_created"] == stats["receivers_dropped"]
-    assert stats["objects_created"] == stats["objects_dropped"]
+    stats = close_plugin013(p)
     assert stats["factories_dropped"] == 5
 
 
@@ -396,33 +325,7 @@ def test_python_drives_the_c_bootstrap_provider(
     plugin: Plugin, config: dict[str, Any], expect_count: int, expect_error: str | None
 ) -> None:
     ffi, lib = plugin.ffi, plugin.lib
-    factory = plugin.reg.bootstrap_plugins[0]
-    res = factory.create_bootstrap_provider_fn(
-        factory.state, plugin.s(json.dumps(config)), plugin.s("{}")
-    )
-    assert res.error_code == 0
-    provider = ffi.new(
-        "BootstrapProviderVtable *", ffi.cast("BootstrapProviderVtable *", res.ptr)[0]
-    )
-    lib.free(res.ptr)
-    labels = ffi.new("FfiStr[1]", [plugin.s("Person")])
-    stream = provider.bootstrap_fn(
-        provider.state,
-        plugin.s("q1"),
-        labels,
-        1,
-        ffi.NULL,
-        0,
-        plugin.s("r"),
-        plugin.s("srv"),
-        plugin.s("s1"),
-    )
-    assert stream != ffi.NULL
-    events = ffi.new("FfiBootstrapReceiver *", stream.events[0])
-    result = ffi.new("FfiBootstrapResultReceiver *", stream.result[0])
-    lib.free(stream.events)
-    lib.free(stream.result)
-    lib.free(stream)
+    provider, events, result = plugin.start_bootstrap(config)
     records: list[bytes] = []
     outcome: dict[str, Any] = {}
     ended, resulted = threading.Event(), threading.Event()
