@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
-import re
 import shutil
 import subprocess
 import sys
@@ -33,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import cffi
 import pytest
+from c_helpers import CHelper, build_c_helper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,7 +51,6 @@ pytestmark = [
 
 HERE = Path(__file__).resolve().parent
 HELPER_SOURCE = HERE / "c" / "channel_helper.c"
-INCLUDE = HERE.parent / "cdefs"
 
 MODE_CHANGE = 1
 MODE_BOOTSTRAP = 2
@@ -95,29 +93,12 @@ def ctx(key: int) -> Any:
     return ffi.cast("void *", key)
 
 
-class Helper:
-    """The compiled helper library, opened in ABI mode."""
-
-    def __init__(self, path: Path) -> None:
-        text = HELPER_SOURCE.read_text(encoding="utf-8")
-        match = re.search(r"/\* cdef-begin \*/(.*?)/\* cdef-end \*/", text, re.S)
-        assert match is not None
-        self.ffi = cffi.FFI()
-        self.ffi.cdef(match.group(1) + _PROTOTYPES)
-        self.lib: Any = self.ffi.dlopen(str(path))
+Helper = CHelper
 
 
 @pytest.fixture(scope="module")
 def helper(tmp_path_factory: pytest.TempPathFactory) -> Helper:
-    out = tmp_path_factory.mktemp("channel_helper") / "libchannel_helper.so"
-    cmd = [
-        "cc", "-std=c11", "-O1", "-g", "-fPIC", "-shared", "-pthread",
-        "-Wall", "-Wextra", "-Werror", "-I", str(INCLUDE),
-        str(HELPER_SOURCE), "-o", str(out),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return Helper(out)
+    return build_c_helper(HELPER_SOURCE, tmp_path_factory.mktemp("channel_helper"), _PROTOTYPES)
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:

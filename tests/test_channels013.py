@@ -16,9 +16,7 @@ call; the end-of-bootstrap result comes from a C thread too.
 from __future__ import annotations
 
 import collections
-import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -28,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import cffi
 import pytest
+from c_helpers import CHelper, build_c_helper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_msgpack013 import EXAMPLE_D, _bootstrap_events, _source_events
@@ -108,27 +106,12 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT)
         time.sleep(0.001)
 
 
-class Helper:
-    def __init__(self, path: Path) -> None:
-        text = HELPER_SOURCE.read_text(encoding="utf-8")
-        match = re.search(r"/\* cdef-begin \*/(.*?)/\* cdef-end \*/", text, re.S)
-        assert match is not None
-        self.ffi = cffi.FFI()
-        self.ffi.cdef(match.group(1) + _PROTOTYPES)
-        self.lib: Any = self.ffi.dlopen(str(path))
+Helper = CHelper
 
 
 @pytest.fixture(scope="module")
 def helper(tmp_path_factory: pytest.TempPathFactory) -> Helper:
-    out = tmp_path_factory.mktemp("channel013_helper") / "libchannel013_helper.so"
-    cmd = [
-        "cc", "-std=c11", "-O1", "-g", "-fPIC", "-shared", "-pthread",
-        "-Wall", "-Wextra", "-Werror", "-I", str(HERE.parent / "cdefs"),
-        str(HELPER_SOURCE), "-o", str(out),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return Helper(out)
+    return build_c_helper(HELPER_SOURCE, tmp_path_factory.mktemp("channel013_helper"), _PROTOTYPES)
 
 
 class Producer:
