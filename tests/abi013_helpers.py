@@ -101,6 +101,48 @@ class Plugin013:
         self.lib.free(ptr)
         return text
 
+    def create_source(self, config: dict[str, Any]) -> Any:
+        """Create source ``s1`` with ``config`` and initialise it (no host
+        services); its vtable, copied out (the block is freed)."""
+        ffi = self.ffi
+        factory = self.reg.source_plugins[0]
+        res = factory.create_source_fn(
+            factory.state, self.s("s1"), self.s(json.dumps(config)), False
+        )
+        assert res.error_code == 0 and res.ptr != ffi.NULL, self.take(res.error_msg)
+        vt = ffi.new("SourceVtable *", ffi.cast("SourceVtable *", res.ptr)[0])
+        self.lib.free(res.ptr)
+        ctx = ffi.new("FfiRuntimeContext *")
+        ctx.instance_id = self.s("py")
+        ctx.component_id = self.s("s1")
+        vt.initialize_fn(vt.state, ctx)
+        return vt
+
+    def subscribe(self, vt: Any) -> Any:
+        """Subscribe query ``q1`` (no bootstrap, no resume position) to the
+        source ``vt``; its change receiver, copied out (the response and its
+        strings are freed)."""
+        ffi, lib = self.ffi, self.lib
+        resp = vt.subscribe_fn(
+            vt.state,
+            self.s("s1"),
+            False,
+            self.s("q1"),
+            self.s("[]"),
+            self.s("[]"),
+            ffi.NULL,
+            0,
+            False,
+        )
+        assert resp != ffi.NULL
+        for owned in (resp.query_id, resp.source_id):
+            if owned.cap:
+                lib.free(owned.ptr)
+        receiver = ffi.new("FfiChangeReceiver *", resp.receiver[0])
+        lib.free(resp.receiver)
+        lib.free(resp)
+        return receiver
+
     def start_bootstrap(self, config: dict[str, Any]) -> tuple[Any, Any, Any]:
         """Create the library's bootstrap provider with ``config`` and start a
         bootstrap of query ``q1`` for label ``Person``; the provider and the

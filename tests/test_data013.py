@@ -14,7 +14,6 @@ The fixture counts every payload it creates and releases, so the host's
 from __future__ import annotations
 
 import collections
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -52,33 +51,6 @@ def plugin(tmp_path_factory: pytest.TempPathFactory, fixture_builder: Any) -> It
     close_plugin013(p)
 
 
-def _source(p: Plugin, config: dict[str, Any]) -> Any:
-    factory = p.reg.source_plugins[0]
-    res = factory.create_source_fn(factory.state, p.s("s1"), p.s(json.dumps(config)), False)
-    assert res.error_code == 0 and res.ptr != ffi.NULL
-    vt = ffi.new("SourceVtable *", ffi.cast("SourceVtable *", res.ptr)[0])
-    lib.free(res.ptr)
-    ctx = ffi.new("FfiRuntimeContext *")
-    ctx.instance_id = p.s("py")
-    ctx.component_id = p.s("s1")
-    vt.initialize_fn(vt.state, ctx)
-    return vt
-
-
-def _receiver(p: Plugin, vt: Any) -> Any:
-    resp = vt.subscribe_fn(
-        vt.state, p.s("s1"), False, p.s("q1"), p.s("[]"), p.s("[]"), ffi.NULL, 0, False
-    )
-    assert resp != ffi.NULL
-    for owned in (resp.query_id, resp.source_id):
-        if owned.cap:
-            lib.free(owned.ptr)
-    receiver = ffi.new("FfiChangeReceiver *", resp.receiver[0])
-    lib.free(resp.receiver)
-    lib.free(resp)
-    return receiver
-
-
 async def _collect(channel: EventChannel013) -> list[Any]:
     got: list[Any] = []
     with anyio.fail_after(TIMEOUT):
@@ -95,8 +67,8 @@ async def _collect(channel: EventChannel013) -> list[Any]:
 @pytest.mark.anyio
 async def test_the_c_source_feeds_a_0_13_channel(plugin: Plugin) -> None:
     before = plugin.stats()
-    vt = _source(plugin, {"count": 8, "mode": "control"})
-    receiver = _receiver(plugin, vt)
+    vt = plugin.create_source({"count": 8, "mode": "control"})
+    receiver = plugin.subscribe(vt)
     channel = EventChannel013(lib04.DH_KIND_SOURCE_EVENTS, "fixture source", capacity=4)
     try:
         receiver.start_push_fn(receiver.state, _abi013.change_push_ptr(), channel.ctx)
@@ -146,8 +118,8 @@ async def test_hostile_c_sources_are_reported_and_the_stream_goes_on(
     plugin: Plugin, mode: str, message: str
 ) -> None:
     before = plugin.stats()
-    vt = _source(plugin, {"count": 2, "mode": mode})
-    receiver = _receiver(plugin, vt)
+    vt = plugin.create_source({"count": 2, "mode": mode})
+    receiver = plugin.subscribe(vt)
     channel = EventChannel013(lib04.DH_KIND_SOURCE_EVENTS, "hostile")
     try:
         receiver.start_push_fn(receiver.state, _abi013.change_push_ptr(), channel.ctx)

@@ -9,7 +9,6 @@ declarations, decoding the C plugins' MessagePack with
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -79,32 +78,10 @@ def plugin(built013: dict[str, Path], ffi013: Any) -> Iterator[Plugin]:
     assert stats["factories_dropped"] == 5
 
 
-def _create_source(p: Plugin, config: dict[str, Any]) -> Any:
-    factory = p.reg.source_plugins[0]
-    res = factory.create_source_fn(factory.state, p.s("s1"), p.s(json.dumps(config)), False)
-    assert res.error_code == 0 and res.ptr != p.ffi.NULL, p.take(res.error_msg)
-    vt = p.ffi.new("SourceVtable *", p.ffi.cast("SourceVtable *", res.ptr)[0])
-    p.lib.free(res.ptr)
-    ctx = p.ffi.new("FfiRuntimeContext *")
-    ctx.instance_id = p.s("py")
-    ctx.component_id = p.s("s1")
-    vt.initialize_fn(vt.state, ctx)
-    return vt
-
-
 def _stream(p: Plugin, vt: Any) -> list[tuple[int, int, bytes | None, int]]:
     """Subscribe and collect every event as (op hint, length, bytes, leaked)."""
     ffi, lib = p.ffi, p.lib
-    resp = vt.subscribe_fn(
-        vt.state, p.s("s1"), False, p.s("q1"), p.s("[]"), p.s("[]"), ffi.NULL, 0, False
-    )
-    assert resp != ffi.NULL
-    for owned in (resp.query_id, resp.source_id):
-        if owned.cap:
-            lib.free(owned.ptr)
-    receiver = ffi.new("FfiChangeReceiver *", resp.receiver[0])
-    lib.free(resp.receiver)
-    lib.free(resp)
+    receiver = p.subscribe(vt)
     got: list[tuple[int, int, bytes | None, int]] = []
     done = threading.Event()
 
@@ -128,7 +105,7 @@ def _stream(p: Plugin, vt: Any) -> list[tuple[int, int, bytes | None, int]]:
 
 
 def test_python_decodes_the_c_source(plugin: Plugin) -> None:
-    vt = _create_source(plugin, {"count": 8, "mode": "control"})
+    vt = plugin.create_source({"count": 8, "mode": "control"})
     events = _stream(plugin, vt)
     vt.drop_fn(vt.state)
     assert len(events) == 10 and all(leaked == 0 for *_, leaked in events)
@@ -187,7 +164,7 @@ def test_python_decodes_the_c_source(plugin: Plugin) -> None:
     ],
 )
 def test_hostile_sources_give_typed_errors(plugin: Plugin, mode: str, check: str) -> None:
-    vt = _create_source(plugin, {"count": 2, "mode": mode})
+    vt = plugin.create_source({"count": 2, "mode": mode})
     events = _stream(plugin, vt)
     vt.drop_fn(vt.state)
     (_op, length, data, leaked), *good = events
