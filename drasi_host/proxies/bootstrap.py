@@ -882,9 +882,8 @@ class _HostRun013:
 
     def _forget_if_done(self) -> None:
         with self._lock:
+            # _delivered implies _finished: it is only set once the events ended
             done = self._drops == 2 and (self._delivered or self._result_cb is None)
-            if done and self._result_cb is not None and not self._finished:
-                done = False  # the result is still to be delivered
         if done:
             handles.remove(self.key)
 
