@@ -62,16 +62,22 @@ int dh13_bootstrap_event_release(FfiBootstrapEvent *event)
     return leaked;
 }
 
+/* The two buffers of an end-of-bootstrap result, from a copy of its block:
+ * each with ptr != NULL and len > 0 goes to its drop fn (when non-NULL). */
+static void dh13_bootstrap_buffers_release(const FfiBootstrapResult *r)
+{
+    if (r->source_position_ptr != NULL && r->source_position_len > 0
+        && r->source_position_drop_fn != NULL)
+        r->source_position_drop_fn((uint8_t *)r->source_position_ptr, r->source_position_len);
+    if (r->error_ptr != NULL && r->error_len > 0 && r->error_drop_fn != NULL)
+        r->error_drop_fn((uint8_t *)r->error_ptr, r->error_len);
+}
+
 void dh13_bootstrap_result_release(FfiBootstrapResult *result)
 {
     if (result == NULL)
         return;
-    if (result->source_position_ptr != NULL && result->source_position_len > 0
-        && result->source_position_drop_fn != NULL)
-        result->source_position_drop_fn((uint8_t *)result->source_position_ptr,
-                                         result->source_position_len);
-    if (result->error_ptr != NULL && result->error_len > 0 && result->error_drop_fn != NULL)
-        result->error_drop_fn((uint8_t *)result->error_ptr, result->error_len);
+    dh13_bootstrap_buffers_release(result);
     free(result);
 }
 
@@ -400,11 +406,7 @@ void dh13_bootstrap_result(void *ctx, FfiBootstrapResult *result)
         store(key, 1, r.event_count, r.source_position_ptr, r.source_position_len,
               r.error_ptr, r.error_len);
     /* Released from the values read above (the block is read once). */
-    if (r.source_position_ptr != NULL && r.source_position_len > 0
-        && r.source_position_drop_fn != NULL)
-        r.source_position_drop_fn((uint8_t *)r.source_position_ptr, r.source_position_len);
-    if (r.error_ptr != NULL && r.error_len > 0 && r.error_drop_fn != NULL)
-        r.error_drop_fn((uint8_t *)r.error_ptr, r.error_len);
+    dh13_bootstrap_buffers_release(&r);
     free(result);
 }
 

@@ -26,23 +26,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "drasi_plugin.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static FfiStr s_(const char *s) {
-    FfiStr r = {s, strlen(s)};
-    return r;
-}
-
-static void die(const char *msg) {
-    fprintf(stderr, "chan_native: %s\n", msg);
-    exit(1);
-}
+#define NATIVE_HOST_NAME "chan_native"
+#include "native_host.h"
 
 typedef struct Sink {
     pthread_mutex_t lock;

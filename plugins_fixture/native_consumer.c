@@ -38,24 +38,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "drasi_plugin.h"
+#define NATIVE_HOST_NAME "native_consumer"
+#include "native_host.h"
 #include "mini_store.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static FfiStr s_(const char *s) {
-    FfiStr r = {s, strlen(s)};
-    return r;
-}
-
-static void die(const char *msg) {
-    fprintf(stderr, "native_consumer: %s\n", msg);
-    exit(1);
-}
 
 static void free_owned(FfiOwnedStr s) {
     if (s.cap > 0) free(s.ptr);
