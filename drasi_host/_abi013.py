@@ -107,9 +107,7 @@ def log_filter(level: int) -> int:
     that level or above passes the plugin's filter.  Levels below ``DEBUG``
     (the host's ``TRACE``) mean Trace; above ``ERROR``, Error (the 0.13 log
     levels have nothing above Error)."""
-    if level <= 0:  # NOTSET: forward everything
-        return int(lib.FFI_LOG_FILTER_TRACE)
-    if level < 10:
+    if level < 10:  # also NOTSET (0): forward everything
         return int(lib.FFI_LOG_FILTER_TRACE)
     if level < 20:
         return int(lib.FFI_LOG_FILTER_DEBUG)
