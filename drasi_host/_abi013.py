@@ -216,11 +216,7 @@ def take_secret_result(value: CData, what: str) -> str:
     a NULL value), or :class:`PluginCallError` with the plugin's message.
     Both strings are freed whatever happens."""
     code, message_ptr, value_ptr = int(value.error_code), value.error_msg, value.value
-    try:
-        message = _abi.read_cstring(message_ptr, f"{what} error message")
-    finally:
-        if message_ptr != NULL:
-            lib.free(message_ptr)
+    message = _abi.take_error_msg(message_ptr)
     if code != 0:
         if value_ptr != NULL:
             lib.free(value_ptr)
@@ -241,11 +237,7 @@ def take_credentials_result(value: CData, what: str) -> Credentials:
     pointers = (creds.field1, creds.field2, creds.field3)
     texts: list[str | None] = []
     error: BaseException | None = None
-    try:
-        message = _abi.read_cstring(message_ptr, f"{what} error message")
-    finally:
-        if message_ptr != NULL:
-            lib.free(message_ptr)
+    message = _abi.take_error_msg(message_ptr)
     for i, ptr in enumerate(pointers):
         try:
             texts.append(_take_cstring(ptr, f"{what} field{i + 1}"))
