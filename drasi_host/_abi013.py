@@ -107,9 +107,7 @@ def log_filter(level: int) -> int:
     that level or above passes the plugin's filter.  Levels below ``DEBUG``
     (the host's ``TRACE``) mean Trace; above ``ERROR``, Error (the 0.13 log
     levels have nothing above Error)."""
-    if level <= 0:  # NOTSET: forward everything
-        return int(lib.FFI_LOG_FILTER_TRACE)
-    if level < 10:
+    if level < 10:  # also NOTSET (0): forward everything
         return int(lib.FFI_LOG_FILTER_TRACE)
     if level < 20:
         return int(lib.FFI_LOG_FILTER_DEBUG)
@@ -218,11 +216,7 @@ def take_secret_result(value: CData, what: str) -> str:
     a NULL value), or :class:`PluginCallError` with the plugin's message.
     Both strings are freed whatever happens."""
     code, message_ptr, value_ptr = int(value.error_code), value.error_msg, value.value
-    try:
-        message = _abi.read_cstring(message_ptr, f"{what} error message")
-    finally:
-        if message_ptr != NULL:
-            lib.free(message_ptr)
+    message = _abi.take_error_msg(message_ptr)
     if code != 0:
         if value_ptr != NULL:
             lib.free(value_ptr)
@@ -243,11 +237,7 @@ def take_credentials_result(value: CData, what: str) -> Credentials:
     pointers = (creds.field1, creds.field2, creds.field3)
     texts: list[str | None] = []
     error: BaseException | None = None
-    try:
-        message = _abi.read_cstring(message_ptr, f"{what} error message")
-    finally:
-        if message_ptr != NULL:
-            lib.free(message_ptr)
+    message = _abi.take_error_msg(message_ptr)
     for i, ptr in enumerate(pointers):
         try:
             texts.append(_take_cstring(ptr, f"{what} field{i + 1}"))
