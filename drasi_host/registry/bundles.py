@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cryptography.x509 import InvalidVersion
 from sigstore.errors import Error as SigstoreError
 from sigstore.hashes import Hashed
 from sigstore.models import Bundle, TrustedRoot
@@ -56,7 +57,9 @@ from drasi_host.registry.policy import (
 )
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-_MALFORMED = (SigstoreError, ValueError, TypeError, KeyError, AttributeError)
+# What a damaged bundle makes the parsers raise (a certificate whose version
+# field was changed raises cryptography's InvalidVersion, not a ValueError).
+_MALFORMED = (SigstoreError, ValueError, TypeError, KeyError, AttributeError, InvalidVersion)
 
 
 def sigstore_verifier(trusted_root: Path | str | None) -> Verifier:

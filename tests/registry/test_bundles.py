@@ -464,6 +464,19 @@ def test_byte_flips_in_real_bundles_never_verify_elsewhere(data: st.DataObject) 
     assert result.status is SignatureStatus.INVALID
 
 
+def test_a_certificate_with_a_broken_version_field_is_invalid() -> None:
+    """One flip found by the property above: the leaf certificate's version
+    becomes 10, which cryptography reports as ``InvalidVersion`` (not a
+    ``ValueError``); the bundle is refused like any malformed one."""
+    raw = bytearray(REKOR2_DSSE.read_bytes())
+    raw[150] ^= 2
+    result = verifier(*EVERYONE, root=STAGING).verify_materials(
+        [BundleMaterial(bytes(raw))], OTHER_DIGEST
+    )
+    assert result.status is SignatureStatus.INVALID
+    assert "malformed" in (result.reason or "")
+
+
 # -- through a real registry: discovery, then sigstore-python -----------------------------------
 
 
